@@ -1,0 +1,80 @@
+"""Typed, frozen configuration: validated once on the driver, passed down, never read by executors."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SparkSettings(_Strict):
+    """How the one SparkSession is built (``medspark.spark.build_session``)."""
+
+    master: str = "local[*]"
+    app_name: str = "medspark"
+    # Maven coordinate of the Delta JAR matching the pinned pyspark (Scala 2.13). In local mode Spark's Ivy
+    # resolver fetches it from Maven Central; under spark-submit the cluster or --packages provides it.
+    delta_package: str = "io.delta:delta-spark_4.2_2.13:4.4.0"
+    conf: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("conf", mode="before")
+    @classmethod
+    def _stringify(cls, value: object) -> object:
+        if isinstance(value, dict):
+            return {str(k): str(v).lower() if isinstance(v, bool) else str(v) for k, v in value.items()}
+        return value
+
+
+class SourceOptions(_Strict):
+    """Per-format options."""
+
+    enabled: bool = True
+    encoding: str = "utf-8"
+
+
+class IngestSettings(_Strict):
+    """Bronze ingestion."""
+
+    # Exact re-deliveries (same record hash already in the table or earlier in the batch) are quarantined as
+    # ``duplicate_record`` so bronze holds each distinct record once.
+    quarantine_exact_duplicates: bool = True
+    # Files larger than this are split by Spark; line numbers stay exact (see medspark.io.sources).
+    split_bytes: int = Field(default=256 * 1024 * 1024, ge=1024 * 1024)
+    # Upper bound on files planned into one batch; more files go to the following batches of the same run.
+    max_files_per_batch: int = Field(default=5000, ge=1)
+    synthea_csv: SourceOptions = SourceOptions()
+    fhir_ndjson: SourceOptions = SourceOptions()
+    fhir_bundle: SourceOptions = SourceOptions()
+    hl7v2: SourceOptions = SourceOptions()
+    x12_837: SourceOptions = SourceOptions()
+    vitals_jsonl: SourceOptions = SourceOptions()
+
+
+class GenerateSettings(_Strict):
+    """Defaults for ``medspark generate``."""
+
+    patients: int = Field(default=1000, ge=1)
+    seed: int = 42
+    defect_rate: float = Field(default=0.0, ge=0.0, le=0.5)
+    workers: int = Field(default=0, ge=0, description="0 = one per core")
+    chunk_patients: int = Field(default=20000, ge=100)
+
+
+class MedsparkConfig(_Strict):
+    """The whole configuration of one run."""
+
+    profile: str = "base"
+    lakehouse: str = Field(min_length=1)
+    source: str | None = None
+    spark: SparkSettings = SparkSettings()
+    ingest: IngestSettings = IngestSettings()
+    generate: GenerateSettings = GenerateSettings()
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    def table_path(self, layer: str, table: str) -> str:
+        """Location of a Delta table: ``<lakehouse>/<layer>/<table>`` for any Hadoop filesystem URI."""
+        return f"{self.lakehouse.rstrip('/')}/{layer}/{table}"

@@ -1,0 +1,29 @@
+"""Test fixtures: pytest-spark's one session-scoped ``spark_session`` (configured in pyproject.toml), paths to
+the shared real samples (tests skip cleanly when ``../shared/data`` is absent)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("MEDSPARK_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """Root of ../shared/data; skips the test when it is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip("../shared/data is not present")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def spark(spark_session):  # type: ignore[no-untyped-def]
+    """Alias of pytest-spark's session (one per test run, Delta enabled)."""
+    return spark_session
