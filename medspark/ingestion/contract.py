@@ -48,6 +48,7 @@ REASONS = {
     "x12_bad_claim": "the CLM loop lacks required segments or elements",
     "bundle_invalid": "the file is not a FHIR resource or Bundle",
     "empty_file": "the file holds no records",
+    "unknown_format": "no enabled format recognises the file's content",
 }
 
 
@@ -75,6 +76,8 @@ class SourceFormat:
     parse: Parse
     entities: tuple[str, ...]  # bronze tables this format can write (documentation and run log)
     description: str = ""
+    # Lines of a file that are not records (a CSV header): lets the job check that parse kept every record.
+    header_lines: Callable[[SourceFile], int] | None = None
 
 
 def quarantine_when(conditions: Sequence[tuple[Column, str]]) -> Column:

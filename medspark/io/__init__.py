@@ -1,1 +1,1 @@
-"""Package."""
+"""Reading and writing: source files, Delta tables, the run log and the ingest ledger."""

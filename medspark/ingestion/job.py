@@ -1,0 +1,381 @@
+"""The bronze ingestion job: every new source file exactly once into ``bronze/<entity>`` or ``quarantine/<entity>``.
+
+One run:
+1. replays any batch a crashed run planned but did not commit (same files, same batch id);
+2. lists the source root, keeps files not ingested before, recognises each file's format by content;
+3. plans a batch in ``ops/ingest_batches``, parses each format on the executors, adds lineage
+   (``_source_file``, ``_record_position``, ``_file_modified_at``, ``_batch_id``, ``_run_id``, ``_ingested_at``,
+   ``_record_hash``), marks exact re-deliveries as ``duplicate_record``, and appends valid rows to bronze and
+   the rest (with ``_quarantine_reason``) to quarantine -- each write idempotent under the batch id;
+4. checks that rows read = rows written + rows quarantined for every table (read back from Delta), commits the
+   batch and appends the accounting to ``ops/run_log``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import reduce
+
+from pyspark import StorageLevel
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as sf
+from pyspark.sql import types as T
+from pyspark.sql.window import Window
+
+from medspark.config.model import MedsparkConfig
+from medspark.errors import MedsparkError, UsageError
+from medspark.ingestion.contract import SourceFile
+from medspark.ingestion.registry import (
+    FORMAT_NAMES,
+    detect_format,
+    get_format,
+    header_lines,
+    option_key,
+)
+from medspark.io.delta import append_idempotent, table_exists, table_version
+from medspark.io.ledger import APP_ID, IngestLedger, PlannedBatch
+from medspark.io.runlog import RunRecord, TableCounts, new_run_id, write_run
+from medspark.io.sources import (
+    ListedFile,
+    list_files,
+    one_file_per_partition,
+    read_files,
+    read_head,
+    read_lines,
+)
+from medspark.logs import Progress
+
+log = logging.getLogger(__name__)
+
+UNRECOGNISED = "unrecognised_files"
+QUARANTINE_COLUMNS = (
+    "_source_file",
+    "_record_position",
+    "_raw",
+    "_quarantine_reason",
+    "_source_format",
+    "_file_modified_at",
+    "_batch_id",
+    "_run_id",
+    "_ingested_at",
+    "_record_hash",
+)
+
+
+class AccountingError(MedsparkError):
+    """Rows read do not equal rows written plus rows quarantined: the batch is not committed."""
+
+
+@dataclass
+class IngestResult:
+    """What one ingest run did."""
+
+    run_id: str
+    batches: list[int] = field(default_factory=list)
+    recovered: list[int] = field(default_factory=list)
+    files_new: int = 0
+    files_already_ingested: int = 0
+    tables: list[TableCounts] = field(default_factory=list)
+
+    def summary(self) -> str:
+        """One screen: per table rows read / written / quarantined."""
+        lines = [
+            f"ingest run {self.run_id}: {self.files_new} new file(s), "
+            f"{self.files_already_ingested} already ingested, batches {self.batches or '-'}"
+            + (f", recovered {self.recovered}" if self.recovered else "")
+        ]
+        if self.tables:
+            lines.append(f"{'table':<28}{'batch':>6}{'read':>12}{'written':>12}{'quarantined':>13}")
+            for t in self.tables:
+                lines.append(
+                    f"{t.table:<28}{t.batch_id or 0:>6}{t.rows_read:>12}{t.rows_written:>12}{t.rows_quarantined:>13}"
+                )
+            lines.append(
+                f"{'total':<28}{'':>6}{sum(t.rows_read for t in self.tables):>12}"
+                f"{sum(t.rows_written for t in self.tables):>12}{sum(t.rows_quarantined for t in self.tables):>13}"
+            )
+        else:
+            lines.append("nothing new to ingest")
+        return "\n".join(lines)
+
+
+# ---- pure transforms ---------------------------------------------------------------------------------------
+
+
+def with_lineage(
+    records: DataFrame,
+    *,
+    batch_id: int,
+    run_id: str,
+    ingested_at: dt.datetime,
+    file_times: DataFrame,
+) -> DataFrame:
+    """Add the lineage columns a bronze row carries.
+
+    Input columns: ``_source_file, _record_position, _raw, <typed>, _quarantine_reason, _source_format``.
+    Output: the same plus ``_file_modified_at, _batch_id, _run_id, _ingested_at, _record_hash`` (SHA-256 of
+    the raw record text).
+    """
+    return (
+        records.join(sf.broadcast(file_times), "_source_file", "left")
+        .withColumn("_batch_id", sf.lit(batch_id).cast("long"))
+        .withColumn("_run_id", sf.lit(run_id))
+        .withColumn("_ingested_at", sf.lit(ingested_at).cast("timestamp"))
+        .withColumn("_record_hash", sf.sha2(sf.col("_raw"), 256))
+    )
+
+
+def flag_duplicates(records: DataFrame, earlier_hashes: DataFrame | None) -> DataFrame:
+    """Quarantine exact re-deliveries as ``duplicate_record``.
+
+    A valid row is a duplicate when its ``_record_hash`` is in ``earlier_hashes`` (rows of earlier batches) or
+    when a valid row with the same hash precedes it in this batch (by file, then position).
+    """
+    valid = sf.col("_quarantine_reason").isNull()
+    order = Window.partitionBy("_record_hash", valid).orderBy("_source_file", "_record_position")
+    ranked = records.withColumn("_dup_rank", sf.row_number().over(order))
+    if earlier_hashes is not None:
+        seen = earlier_hashes.select("_record_hash").distinct().withColumn("_seen", sf.lit(True))
+        ranked = ranked.join(seen, "_record_hash", "left")
+    else:
+        ranked = ranked.withColumn("_seen", sf.lit(None).cast("boolean"))
+    duplicate: Column = valid & ((sf.col("_dup_rank") > 1) | sf.coalesce(sf.col("_seen"), sf.lit(False)))
+    return ranked.withColumn(
+        "_quarantine_reason",
+        sf.when(duplicate, sf.lit("duplicate_record")).otherwise(sf.col("_quarantine_reason")),
+    ).drop("_dup_rank", "_seen")
+
+
+def split_valid(records: DataFrame) -> tuple[DataFrame, DataFrame]:
+    """(bronze rows without ``_quarantine_reason``, quarantine rows in the uniform quarantine layout)."""
+    rejected = sf.col("_quarantine_reason").isNotNull()
+    valid = records.where(~rejected).drop("_quarantine_reason")
+    quarantined = records.where(rejected).select(*QUARANTINE_COLUMNS)
+    return valid, quarantined
+
+
+def _order_columns(records: DataFrame) -> DataFrame:
+    lineage_first = ["_source_file", "_record_position", "_raw"]
+    tail = ["_quarantine_reason", "_source_format", "_file_modified_at", "_batch_id", "_run_id", "_ingested_at",
+            "_record_hash"]
+    typed = [c for c in records.columns if c not in lineage_first and c not in tail]
+    return records.select(*lineage_first, *typed, *tail)
+
+
+# ---- the job -------------------------------------------------------------------------------------------------
+
+
+def _enabled_formats(config: MedsparkConfig) -> tuple[str, ...]:
+    return tuple(n for n in FORMAT_NAMES if getattr(config.ingest, option_key(n)).enabled)
+
+
+def _classify(
+    spark: SparkSession, files: Sequence[ListedFile], forced: str | None, enabled: tuple[str, ...]
+) -> tuple[list[SourceFile], list[SourceFile]]:
+    recognised: list[SourceFile] = []
+    unknown: list[SourceFile] = []
+    for listed in files:
+        head = read_head(spark, listed.path) if listed.size else b""
+        name = listed.path.rsplit("/", 1)[-1]
+        fmt = forced or (detect_format(head, name, enabled) if head.strip() else None)
+        source = SourceFile(listed.path, listed.size, listed.modification_time, fmt or "unknown", head)
+        (recognised if fmt else unknown).append(source)
+    return recognised, unknown
+
+
+def _with_heads(spark: SparkSession, batch: PlannedBatch) -> PlannedBatch:
+    files = tuple(
+        SourceFile(f.path, f.size, f.modification_time, f.format, read_head(spark, f.path) if f.size else b"")
+        for f in batch.files
+    )
+    return PlannedBatch(batch.batch_id, files)
+
+
+def ingest(
+    spark: SparkSession,
+    config: MedsparkConfig,
+    source: str,
+    *,
+    source_format: str = "auto",
+) -> IngestResult:
+    """Ingest every new file under ``source`` into bronze, exactly once (see module docstring).
+
+    Raises:
+        UsageError: bad source path or format.
+        AccountingError: a table's rows read != written + quarantined (the batch stays uncommitted).
+    """
+    if source_format != "auto":
+        get_format(source_format)  # validates the name
+    run = RunRecord(new_run_id("ingest"), "ingest", dt.datetime.now(dt.UTC))
+    result = IngestResult(run.run_id)
+    ledger = IngestLedger(spark, config)
+    try:
+        for pending in ledger.pending():
+            log.warning("replaying batch %d left uncommitted by an earlier run", pending.batch_id)
+            tables = _process_batch(spark, config, _with_heads(spark, pending), run.run_id)
+            ledger.commit(pending.batch_id, run.run_id)
+            result.recovered.append(pending.batch_id)
+            result.tables.extend(tables)
+        listed = list_files(spark, source)
+        known = ledger.known_files()
+        new = [f for f in listed if (f.path, f.size, f.modification_time) not in known]
+        result.files_new = len(new)
+        result.files_already_ingested = len(listed) - len(new)
+        forced = None if source_format == "auto" else source_format
+        recognised, unknown = _classify(spark, new, forced, _enabled_formats(config))
+        planned = recognised + unknown
+        size = config.ingest.max_files_per_batch
+        for start in range(0, len(planned), size):
+            chunk = planned[start : start + size]
+            batch = ledger.plan(ledger.next_batch_id(), run.run_id, chunk)
+            tables = _process_batch(spark, config, batch, run.run_id)
+            ledger.commit(batch.batch_id, run.run_id)
+            result.batches.append(batch.batch_id)
+            result.tables.extend(tables)
+        run.tables = result.tables
+        run.status = "succeeded"
+    except MedsparkError as exc:
+        run.status, run.message = "failed", str(exc).splitlines()[0][:500]
+        run.tables = result.tables
+        write_run(spark, config, run)
+        raise
+    except Exception as exc:
+        run.status, run.message = "failed", type(exc).__name__
+        run.tables = result.tables
+        write_run(spark, config, run)
+        raise
+    write_run(spark, config, run)
+    return result
+
+
+def _process_batch(
+    spark: SparkSession, config: MedsparkConfig, batch: PlannedBatch, run_id: str
+) -> list[TableCounts]:
+    ingested_at = dt.datetime.now(dt.UTC)
+    by_format: dict[str, list[SourceFile]] = defaultdict(list)
+    for f in batch.files:
+        by_format[f.format].append(f)
+    unknown = by_format.pop("unknown", [])
+    file_times = spark.createDataFrame(
+        [(f.path, dt.datetime.fromtimestamp(f.modification_time / 1000, dt.UTC)) for f in batch.files]
+        or [("", dt.datetime.fromtimestamp(0, dt.UTC))],
+        "_source_file string, _file_modified_at timestamp",
+    )
+    entities = sorted({e for name in by_format for e in get_format(name).entities}) + (
+        [UNRECOGNISED] if unknown else []
+    )
+    progress = Progress(f"ingest batch {batch.batch_id}", len(by_format) + len(entities))
+    cached: list[DataFrame] = []
+    outputs: dict[str, list[DataFrame]] = defaultdict(list)
+    expected: dict[str, int] = {}
+    counts: list[TableCounts] = []
+    with one_file_per_partition(spark, config.ingest.split_bytes):
+        try:
+            for name in sorted(by_format):
+                fmt, files = get_format(name), by_format[name]
+                progress.step(f"read {name} ({len(files)} file(s))")
+                options = getattr(config.ingest, option_key(name))
+                if fmt.read_mode == "lines":
+                    inputs = read_lines(spark, files, encoding=options.encoding)
+                    inputs = inputs.persist(StorageLevel.MEMORY_AND_DISK)
+                    cached.append(inputs)
+                    expected[name] = inputs.count() - sum(header_lines(fmt, f) for f in files)
+                else:
+                    inputs = read_files(spark, files).persist(StorageLevel.MEMORY_AND_DISK)
+                    cached.append(inputs)
+                for entity, frame in fmt.parse(inputs, files).items():
+                    outputs[entity].append(frame.withColumn("_source_format", sf.lit(name)))
+            if unknown:
+                outputs[UNRECOGNISED].append(_unrecognised(spark, unknown))
+            staged: dict[str, tuple[DataFrame, int]] = {}
+            produced: dict[str, int] = defaultdict(int)
+            for entity in sorted(outputs):
+                progress.step(f"parse {entity}")
+                records = reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), outputs[entity])
+                bronze = config.table_path("bronze", entity)
+                earlier = (
+                    spark.read.format("delta").load(bronze).where(sf.col("_batch_id") < batch.batch_id)
+                    if config.ingest.quarantine_exact_duplicates and table_exists(spark, bronze)
+                    else None
+                )
+                records = _order_columns(
+                    with_lineage(records, batch_id=batch.batch_id, run_id=run_id, ingested_at=ingested_at,
+                                 file_times=file_times)
+                )
+                if config.ingest.quarantine_exact_duplicates:
+                    records = flag_duplicates(records, earlier)
+                records = records.persist(StorageLevel.MEMORY_AND_DISK)
+                cached.append(records)
+                per_format = records.groupBy("_source_format").count().collect()  # one row per format
+                for row in per_format:
+                    produced[row["_source_format"]] += int(row["count"])
+                staged[entity] = (records, sum(int(r["count"]) for r in per_format))
+            for name, n_expected in expected.items():
+                if produced.get(name, 0) != n_expected:
+                    raise AccountingError(
+                        f"format {name}: {n_expected} record(s) read but the parser returned "
+                        f"{produced.get(name, 0)} row(s); batch {batch.batch_id} not committed"
+                    )
+            for entity, (records, n_read) in staged.items():
+                if n_read == 0:
+                    continue
+                counts.append(_write_entity(spark, config, entity, records, n_read, batch.batch_id))
+        finally:
+            for frame in cached:
+                frame.unpersist()
+    progress.finish()
+    return counts
+
+
+def _write_entity(
+    spark: SparkSession, config: MedsparkConfig, entity: str, records: DataFrame, n_read: int, batch_id: int
+) -> TableCounts:
+    bronze = config.table_path("bronze", entity)
+    quarantine = config.table_path("quarantine", entity)
+    valid, rejected = split_valid(records)
+    if entity != UNRECOGNISED:
+        append_idempotent(valid, bronze, app_id=APP_ID, version=batch_id)
+    append_idempotent(rejected, quarantine, app_id=APP_ID, version=batch_id)
+    # Read back what Delta committed for this batch: the accounting is checked against the tables themselves.
+    written = (
+        spark.read.format("delta").load(bronze).where(sf.col("_batch_id") == batch_id).count()
+        if table_exists(spark, bronze)
+        else 0
+    )
+    quarantined = spark.read.format("delta").load(quarantine).where(sf.col("_batch_id") == batch_id).count()
+    counts = TableCounts(entity, n_read, written, quarantined, batch_id, table_version(spark, bronze))
+    if not counts.balanced:
+        raise AccountingError(
+            f"table {entity}: read {n_read} != written {written} + quarantined {quarantined} "
+            f"(batch {batch_id})"
+        )
+    log.info("bronze %s batch %d: read=%d written=%d quarantined=%d", entity, batch_id, n_read, written,
+             quarantined)
+    return counts
+
+
+def _unrecognised(spark: SparkSession, files: Sequence[SourceFile]) -> DataFrame:
+    rows = [
+        (f.path, 0, None, "empty_file" if f.size == 0 else "unknown_format", "unknown") for f in files
+    ]
+    schema = T.StructType(
+        [
+            T.StructField("_source_file", T.StringType()),
+            T.StructField("_record_position", T.LongType()),
+            T.StructField("_raw", T.StringType()),
+            T.StructField("_quarantine_reason", T.StringType()),
+            T.StructField("_source_format", T.StringType()),
+        ]
+    )
+    return spark.createDataFrame(rows, schema)
+
+
+def validate_source(source: str | None) -> str:
+    """The source root, or a usage error when none was given."""
+    if not source:
+        raise UsageError("no source given: pass --source DIR or set 'source' in the config")
+    return source
