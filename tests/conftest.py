@@ -4,12 +4,15 @@ the shared real samples (tests skip cleanly when ``../shared/data`` is absent)."
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+# Python workers must run this interpreter (the venv's, with pyarrow/pandas), not the system python.
+os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("MEDSPARK_SHARED_DATA", REPO.parent / "shared" / "data"))

@@ -18,7 +18,13 @@ from medspark.errors import ConfigError
 
 ENV_PREFIX = "MEDSPARK_"
 # Environment variables that are not configuration keys (secrets and locators).
-RESERVED_ENV = {"MEDSPARK_PSEUDONYM_KEY", "MEDSPARK_CONF_DIR", "MEDSPARK_PROFILE"}
+RESERVED_ENV = {
+    "MEDSPARK_PSEUDONYM_KEY",
+    "MEDSPARK_CONF_DIR",
+    "MEDSPARK_PROFILE",
+    "MEDSPARK_SHARED_DATA",
+    "MEDSPARK_TEST_KILL_AT",
+}
 PROFILES = ("local", "test", "cluster")
 # Keys whose value is a free-form map: the rest of a dotted --set path is one key (Spark keys have dots).
 _MAP_KEYS = {("spark", "conf")}

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
+import signal
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -36,7 +38,7 @@ from medspark.ingestion.registry import (
     header_lines,
     option_key,
 )
-from medspark.io.delta import append_idempotent, table_exists, table_version
+from medspark.io.delta import append_idempotent, table_exists
 from medspark.io.ledger import APP_ID, IngestLedger, PlannedBatch
 from medspark.io.runlog import RunRecord, TableCounts, new_run_id, write_run
 from medspark.io.sources import (
@@ -50,6 +52,11 @@ from medspark.io.sources import (
 from medspark.logs import Progress
 
 log = logging.getLogger(__name__)
+
+# Test seam for kill-and-rerun tests: "write:N" kills this process (SIGKILL, no clean-up) right after the N-th
+# Delta write of the run. Unset in normal operation.
+KILL_ENV = "MEDSPARK_TEST_KILL_AT"
+_writes_done = 0
 
 UNRECOGNISED = "unrecognised_files"
 QUARANTINE_COLUMNS = (
@@ -268,7 +275,7 @@ def _process_batch(
     entities = sorted({e for name in by_format for e in get_format(name).entities}) + (
         [UNRECOGNISED] if unknown else []
     )
-    progress = Progress(f"ingest batch {batch.batch_id}", len(by_format) + len(entities))
+    progress = Progress(f"ingest batch {batch.batch_id}", len(by_format) + 1 + len(entities))
     cached: list[DataFrame] = []
     outputs: dict[str, list[DataFrame]] = defaultdict(list)
     expected: dict[str, int] = {}
@@ -291,10 +298,8 @@ def _process_batch(
                     outputs[entity].append(frame.withColumn("_source_format", sf.lit(name)))
             if unknown:
                 outputs[UNRECOGNISED].append(_unrecognised(spark, unknown))
-            staged: dict[str, tuple[DataFrame, int]] = {}
-            produced: dict[str, int] = defaultdict(int)
+            staged: dict[str, DataFrame] = {}
             for entity in sorted(outputs):
-                progress.step(f"parse {entity}")
                 records = reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), outputs[entity])
                 bronze = config.table_path("bronze", entity)
                 earlier = (
@@ -308,22 +313,24 @@ def _process_batch(
                 )
                 if config.ingest.quarantine_exact_duplicates:
                     records = flag_duplicates(records, earlier)
-                records = records.persist(StorageLevel.MEMORY_AND_DISK)
-                cached.append(records)
-                per_format = records.groupBy("_source_format").count().collect()  # one row per format
-                for row in per_format:
-                    produced[row["_source_format"]] += int(row["count"])
-                staged[entity] = (records, sum(int(r["count"]) for r in per_format))
+                staged[entity] = records.persist(StorageLevel.MEMORY_AND_DISK)
+                cached.append(staged[entity])
+            progress.step(f"parse {len(staged)} entities")
+            tally = _tally(staged)  # one Spark job materialises every entity's cache
             for name, n_expected in expected.items():
-                if produced.get(name, 0) != n_expected:
+                produced = sum(n for (_, fmt_name, _), n in tally.items() if fmt_name == name)
+                if produced != n_expected:
                     raise AccountingError(
                         f"format {name}: {n_expected} record(s) read but the parser returned "
-                        f"{produced.get(name, 0)} row(s); batch {batch.batch_id} not committed"
+                        f"{produced} row(s); batch {batch.batch_id} not committed"
                     )
-            for entity, (records, n_read) in staged.items():
-                if n_read == 0:
+            for entity, records in staged.items():
+                n_valid = sum(n for (e, _, rejected), n in tally.items() if e == entity and not rejected)
+                n_rejected = sum(n for (e, _, rejected), n in tally.items() if e == entity and rejected)
+                if n_valid + n_rejected == 0:
                     continue
-                counts.append(_write_entity(spark, config, entity, records, n_read, batch.batch_id))
+                progress.step(f"write {entity}")
+                counts.append(_write_entity(spark, config, entity, records, n_valid, n_rejected, batch.batch_id))
         finally:
             for frame in cached:
                 frame.unpersist()
@@ -331,30 +338,63 @@ def _process_batch(
     return counts
 
 
+def _after_write() -> None:
+    global _writes_done
+    _writes_done += 1
+    target = os.environ.get(KILL_ENV, "")
+    if target.startswith("write:") and _writes_done == int(target.split(":", 1)[1]):
+        log.warning("%s reached: killing the process", KILL_ENV)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _tally(staged: dict[str, DataFrame]) -> dict[tuple[str, str, bool], int]:
+    """Rows per (entity, source format, rejected), for all entities in one Spark job."""
+    parts = [
+        records.select(
+            sf.lit(entity).alias("entity"),
+            "_source_format",
+            sf.col("_quarantine_reason").isNotNull().alias("rejected"),
+        )
+        for entity, records in staged.items()
+    ]
+    if not parts:
+        return {}
+    union = reduce(DataFrame.unionByName, parts)
+    rows = union.groupBy("entity", "_source_format", "rejected").count().collect()  # a few rows per entity
+    return {(r["entity"], r["_source_format"], bool(r["rejected"])): int(r["count"]) for r in rows}
+
+
 def _write_entity(
-    spark: SparkSession, config: MedsparkConfig, entity: str, records: DataFrame, n_read: int, batch_id: int
+    spark: SparkSession,
+    config: MedsparkConfig,
+    entity: str,
+    records: DataFrame,
+    n_valid: int,
+    n_rejected: int,
+    batch_id: int,
 ) -> TableCounts:
     bronze = config.table_path("bronze", entity)
     quarantine = config.table_path("quarantine", entity)
     valid, rejected = split_valid(records)
-    if entity != UNRECOGNISED:
+    written = quarantined = 0
+    # Each side is written only when it has rows; what Delta committed for this batch is read back, so the
+    # accounting is checked against the tables themselves (after a replay it includes the earlier attempt).
+    if n_valid and entity != UNRECOGNISED:
         append_idempotent(valid, bronze, app_id=APP_ID, version=batch_id)
-    append_idempotent(rejected, quarantine, app_id=APP_ID, version=batch_id)
-    # Read back what Delta committed for this batch: the accounting is checked against the tables themselves.
-    written = (
-        spark.read.format("delta").load(bronze).where(sf.col("_batch_id") == batch_id).count()
-        if table_exists(spark, bronze)
-        else 0
-    )
-    quarantined = spark.read.format("delta").load(quarantine).where(sf.col("_batch_id") == batch_id).count()
-    counts = TableCounts(entity, n_read, written, quarantined, batch_id, table_version(spark, bronze))
-    if not counts.balanced:
+        _after_write()
+        written = spark.read.format("delta").load(bronze).where(sf.col("_batch_id") == batch_id).count()
+    if n_rejected:
+        append_idempotent(rejected, quarantine, app_id=APP_ID, version=batch_id)
+        _after_write()
+        quarantined = spark.read.format("delta").load(quarantine).where(sf.col("_batch_id") == batch_id).count()
+    counts = TableCounts(entity, n_valid + n_rejected, written, quarantined, batch_id)
+    if not counts.balanced or (entity != UNRECOGNISED and written != n_valid):
         raise AccountingError(
-            f"table {entity}: read {n_read} != written {written} + quarantined {quarantined} "
+            f"table {entity}: read {counts.rows_read} != written {written} + quarantined {quarantined} "
             f"(batch {batch_id})"
         )
-    log.info("bronze %s batch %d: read=%d written=%d quarantined=%d", entity, batch_id, n_read, written,
-             quarantined)
+    log.info("bronze %s batch %d: read=%d written=%d quarantined=%d", entity, batch_id, counts.rows_read,
+             written, quarantined)
     return counts
 
 
