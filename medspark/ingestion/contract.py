@@ -16,6 +16,10 @@ record's slice, for a damaged file the whole decoded text), then the entity's ty
 ``_quarantine_reason string`` (null when the row is valid; else a machine-readable reason from ``REASONS``,
 optionally followed by ``:detail`` such as a column name, never a record value). Each input record yields
 exactly one output row across all entities (a file that cannot be split yields one row with position 0).
+
+Optionally a parser adds ``_dedup_context string`` where the raw text alone does not identify a record (a
+PhysioNet line ``00:07,HR,73`` means something only within its record): the job then hashes context and raw
+text together into ``_record_hash``, the key of exact-duplicate detection, and drops the column.
 """
 
 from __future__ import annotations

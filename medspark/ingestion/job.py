@@ -125,14 +125,20 @@ def with_lineage(
 
     Input columns: ``_source_file, _record_position, _raw, <typed>, _quarantine_reason, _source_format``.
     Output: the same plus ``_file_modified_at, _batch_id, _run_id, _ingested_at, _record_hash`` (SHA-256 of
-    the raw record text).
+    the raw record text, prefixed by the optional ``_dedup_context`` column, which is dropped).
     """
+    identity = (
+        sf.concat_ws("\x1f", sf.col("_dedup_context"), sf.col("_raw"))
+        if "_dedup_context" in records.columns
+        else sf.col("_raw")
+    )
     return (
-        records.join(sf.broadcast(file_times), "_source_file", "left")
+        records.withColumn("_record_hash", sf.sha2(identity, 256))
+        .drop("_dedup_context")
+        .join(sf.broadcast(file_times), "_source_file", "left")
         .withColumn("_batch_id", sf.lit(batch_id).cast("long"))
         .withColumn("_run_id", sf.lit(run_id))
         .withColumn("_ingested_at", sf.lit(ingested_at).cast("timestamp"))
-        .withColumn("_record_hash", sf.sha2(sf.col("_raw"), 256))
     )
 
 

@@ -87,3 +87,27 @@ def test_synthea_csv_fhir_ndjson_and_hl7_samples(spark: SparkSession, shared_dat
         control_ids.add(msh.split(msh[3])[9])
     messages = spark.read.format("delta").load(config.table_path("bronze", "hl7v2_messages"))
     assert {r["message_control_id"] for r in messages.collect()} == control_ids
+
+
+def test_physionet_long_format_records(spark: SparkSession, shared_data: Path, tmp_path: Path) -> None:
+    import tarfile
+
+    src = tmp_path / "physionet"
+    src.mkdir()
+    expected: Counter[str] = Counter()
+    with tarfile.open(shared_data / "physionet-challenge-2012-set-a" / "set-a.tar.gz") as archive:
+        members = sorted((m for m in archive.getmembers() if m.isfile() and m.name.endswith(".txt")),
+                         key=lambda m: m.name)[:25]
+        for member in members:
+            data = archive.extractfile(member).read()  # type: ignore[union-attr]
+            name = member.name.rsplit("/", 1)[-1]
+            (src / name).write_bytes(data)
+            expected[name] = sum(1 for line in data.decode().splitlines() if line.strip()) - 1  # minus header
+    config = load_config("test", environ={}, lakehouse=str(tmp_path / "lh"))
+    result = ingest(spark, config, str(src))
+    assert [(t.table, t.rows_quarantined) for t in result.tables] == [("device_vitals", 0)]
+    rows = _all_rows(spark, tmp_path / "lh")
+    assert _per_file(rows) == expected
+    vitals = spark.read.format("delta").load(config.table_path("bronze", "device_vitals"))
+    ids = {r["record_id"] for r in vitals.select("record_id").distinct().collect()}
+    assert ids == {name.removesuffix(".txt") for name in expected}
