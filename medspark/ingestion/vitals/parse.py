@@ -255,7 +255,7 @@ def parse_vitals(inputs: DataFrame, files: Sequence[SourceFile]) -> dict[str, Da
             *COLUMNS,
             quarantine_when(checks).alias("_quarantine_reason"),
             # A long-format line ("00:07,HR,73") does not identify itself: its record and line do.
-            sf.when(long, sf.concat_ws("|", sf.col("_file_record_id"), sf.col("_record_position").cast("string")))
+            sf.when(long, sf.concat_ws("|", sf.col("record_id"), sf.col("_record_position").cast("string")))
             .alias("_dedup_context"),
         )
     }

@@ -18,7 +18,7 @@ UTC = dt.UTC
 OUTPUT = (
     "_source_file string, _record_position long, _raw string, layout string, device_id string, "
     "patient_identifier string, record_id string, observed_at timestamp, elapsed_minutes int, parameter string, "
-    "value double, is_missing boolean, unit string, _quarantine_reason string"
+    "value double, is_missing boolean, unit string, _quarantine_reason string, _dedup_context string"
 )
 COMPARED = (
     "_record_position long, layout string, device_id string, patient_identifier string, record_id string, "
@@ -97,7 +97,7 @@ def test_jsonl_readings(spark: SparkSession) -> None:
         ],
         COMPARED,
     )
-    assertDataFrameEqual(out["device_vitals"].drop("_source_file", "_raw"), expected)
+    assertDataFrameEqual(out["device_vitals"].drop("_source_file", "_raw", "_dedup_context"), expected)
 
 
 def test_physionet_long_csv(spark: SparkSession) -> None:
