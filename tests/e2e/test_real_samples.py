@@ -39,7 +39,7 @@ def _all_rows(spark: SparkSession, lakehouse: Path) -> DataFrame:
 
 def _per_file(rows: DataFrame) -> Counter[str]:
     counted = rows.groupBy("_source_file").count().collect()  # one row per source file
-    return Counter({r["_source_file"].rsplit("/", 1)[-1]: int(r["count"]) for r in counted})
+    return Counter({"/".join(r["_source_file"].rsplit("/", 2)[-2:]): int(r["count"]) for r in counted})
 
 
 def test_synthea_csv_fhir_ndjson_and_hl7_samples(spark: SparkSession, shared_data: Path, tmp_path: Path) -> None:
@@ -52,17 +52,17 @@ def test_synthea_csv_fhir_ndjson_and_hl7_samples(spark: SparkSession, shared_dat
     expected: Counter[str] = Counter()
     for path in sorted((shared_data / "synthea-csv-ma27").glob("*.csv")):
         with open(path, newline="", encoding="utf-8") as handle:
-            expected[path.name] = sum(1 for _ in csv.reader(handle)) - 1
+            expected[f"{path.parent.name}/{path.name}"] = sum(1 for _ in csv.reader(handle)) - 1
     for path in sorted((shared_data / "fhir-bulk-ndjson").glob("*.ndjson*")):
         opener = gzip.open if path.name.endswith(".gz") else open
         with opener(path, "rt", encoding="utf-8") as handle:  # type: ignore[operator]
-            expected[path.name] = sum(1 for line in handle if line.strip())
+            expected[f"{path.parent.name}/{path.name}"] = sum(1 for line in handle if line.strip())
     hl7_files = sorted((shared_data / "hl7v2-messages").glob("*.hl7"))
     for path in hl7_files:
-        expected[path.name] = 1  # one message per file (SOURCE.md)
+        expected[f"{path.parent.name}/{path.name}"] = 1  # one message per file (SOURCE.md)
     for folder in ("synthea-csv-ma27", "fhir-bulk-ndjson", "hl7v2-messages"):
-        expected["SOURCE.md"] += 1  # documentation files: quarantined as unknown_format, not lost
-    expected["log.ndjson"] = 1  # the bulk export's log is not FHIR: one unknown_format row for the file
+        expected[f"{folder}/SOURCE.md"] = 1  # documentation files: quarantined as unknown_format, not lost
+    expected["fhir-bulk-ndjson/log.ndjson"] = 1  # the bulk export's log is not FHIR: one unknown_format row
     assert per_file == expected
 
     reasons = Counter(
@@ -102,7 +102,7 @@ def test_physionet_long_format_records(spark: SparkSession, shared_data: Path, t
             data = archive.extractfile(member).read()  # type: ignore[union-attr]
             name = member.name.rsplit("/", 1)[-1]
             (src / name).write_bytes(data)
-            expected[name] = sum(1 for line in data.decode().splitlines() if line.strip()) - 1  # minus header
+            expected[f"physionet/{name}"] = sum(1 for line in data.decode().splitlines() if line.strip()) - 1
     config = load_config("test", environ={}, lakehouse=str(tmp_path / "lh"))
     result = ingest(spark, config, str(src))
     assert [(t.table, t.rows_quarantined) for t in result.tables] == [("device_vitals", 0)]
@@ -110,4 +110,4 @@ def test_physionet_long_format_records(spark: SparkSession, shared_data: Path, t
     assert _per_file(rows) == expected
     vitals = spark.read.format("delta").load(config.table_path("bronze", "device_vitals"))
     ids = {r["record_id"] for r in vitals.select("record_id").distinct().collect()}
-    assert ids == {name.removesuffix(".txt") for name in expected}
+    assert ids == {key.split("/")[-1].removesuffix(".txt") for key in expected}
