@@ -1,4 +1,4 @@
-"""spark-submit entry point for `medspark generate`: `spark-submit jobs/generate.py [options]` takes the CLI's options."""
+"""spark-submit entry point for `medspark generate`; takes the same options as the CLI command."""
 
 import sys
 

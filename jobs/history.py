@@ -1,4 +1,4 @@
-"""spark-submit entry point for `medspark history`: `spark-submit jobs/history.py [options]` takes the CLI's options."""
+"""spark-submit entry point for `medspark history`; takes the same options as the CLI command."""
 
 import sys
 

@@ -1,4 +1,4 @@
-"""spark-submit entry point for `medspark ingest`: `spark-submit jobs/ingest.py [options]` takes the CLI's options."""
+"""spark-submit entry point for `medspark ingest`; takes the same options as the CLI command."""
 
 import sys
 

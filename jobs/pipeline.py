@@ -1,4 +1,4 @@
-"""spark-submit entry point for `medspark pipeline`: `spark-submit jobs/pipeline.py [options]` takes the CLI's options."""
+"""spark-submit entry point for `medspark pipeline`; takes the same options as the CLI command."""
 
 import sys
 
