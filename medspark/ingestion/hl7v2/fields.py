@@ -172,7 +172,7 @@ def hl7_field(segments: Column | str, path: str, *, subcomponent_separator: Colu
     parsed = parse_field_path(path)
     column = _as_column(segments)
     separator = _subcomponent_separator(column, parsed, subcomponent_separator)
-    matching = sf.filter(column, lambda s: s["seg_id"] == parsed.segment)
+    matching = sf.filter(column, lambda s: s["seg_id"] == sf.lit(parsed.segment))
     if parsed.segment_index is None:
         return sf.transform(matching, lambda s: _segment_value(s, parsed, separator))
     segment = sf.try_element_at(matching, sf.lit(parsed.segment_index))

@@ -7,8 +7,10 @@ assumes ``|^~\\&``. The whole message is kept as a typed tree (``segments``) nex
 (message header, patient, visit, observations, diagnoses, insurance), so silver can read any other value with
 :func:`medspark.ingestion.hl7v2.fields.hl7_field` without going back to the text.
 
-Everything is Spark built-ins (split with per-message literal patterns, higher-order functions): on ~50k
-generated messages they were faster than the same parse in a pandas/Arrow UDF (numbers in the lead's report).
+Everything is Spark built-ins (split with per-message literal patterns, higher-order functions). Measured on
+50k generated ADT messages (40 MB, ``local[2]``): splitting + the segment tree took 10-12 s wall / 18-23 s CPU
+with built-ins against 25-28 s / 47-54 s for the same parse in Python via ``mapInArrow`` (identical trees);
+the whole parse 33-35 s against 42-68 s.
 
 Output columns (entity ``hl7v2_messages``)::
 

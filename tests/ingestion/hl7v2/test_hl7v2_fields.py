@@ -38,11 +38,11 @@ CUSTOM_TREE = [
 
 
 @pytest.fixture(scope="module")
-def trees(spark):  # type: ignore[no-untyped-def]
+def trees(spark):
     return spark.createDataFrame([(1, DEFAULT_TREE), (2, CUSTOM_TREE)], SEGMENTS_DDL)
 
 
-def test_paths_select_segments_repetitions_components_and_subcomponents(trees) -> None:  # type: ignore[no-untyped-def]
+def test_paths_select_segments_repetitions_components_and_subcomponents(trees) -> None:
     paths = {
         "msh1": "MSH-1", "msh2": "MSH-2", "app": "MSH-3", "app_oid": "MSH-3.2",
         "pid3": "PID-3", "pid3_1": "PID-3.1", "pid3_2_5": "PID-3[2].5", "pid3_3": "PID-3[3].1",
@@ -95,7 +95,7 @@ def test_malformed_paths_raise_value_error_naming_the_path(bad: str) -> None:
     assert repr(bad) in str(error.value)
 
 
-def test_other_helpers_reject_malformed_arguments_by_name(spark) -> None:  # type: ignore[no-untyped-def]
+def test_other_helpers_reject_malformed_arguments_by_name(spark) -> None:
     with pytest.raises(ValueError, match="'pid'"):
         first_segment("segments", "pid")
     with pytest.raises(ValueError, match="'PID-3'"):
@@ -104,7 +104,7 @@ def test_other_helpers_reject_malformed_arguments_by_name(spark) -> None:  # typ
         repetition_component(sf.col("r"), "4.x")
 
 
-def test_dtm_to_utc_timestamp_date_and_validity(spark) -> None:  # type: ignore[no-untyped-def]
+def test_dtm_to_utc_timestamp_date_and_validity(spark) -> None:
     values = [
         ("19890818112600+0215", "1989-08-18 09:11:00.000000", "1989-08-18", True),
         ("198908181126+0215", "1989-08-18 09:11:00.000000", "1989-08-18", True),

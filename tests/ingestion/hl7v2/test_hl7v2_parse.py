@@ -106,7 +106,7 @@ FILES: dict[str, bytes] = {
 
 
 @pytest.fixture(scope="module")
-def parsed(spark) -> dict[tuple[str, int], Row]:  # type: ignore[no-untyped-def]
+def parsed(spark) -> dict[tuple[str, int], Row]:
     """All literal files parsed once: ``{(file, position): row}`` with timestamps as UTC text."""
     files = spark.createDataFrame([(name, bytearray(data)) for name, data in FILES.items()], FILES_DDL)
     out = FORMAT.parse(files, [])["hl7v2_messages"]
@@ -128,7 +128,7 @@ def pick(parsed: dict[tuple[str, int], Row], file: str, *columns: str) -> list[R
     return [Row(**{c: r[c] for c in ("_record_position", *columns)}) for r in rows]
 
 
-def test_contract_shape(parsed, spark) -> None:  # type: ignore[no-untyped-def]
+def test_contract_shape(parsed, spark) -> None:
     files = spark.createDataFrame([], FILES_DDL)
     out = parse(files, [])
     assert list(out) == ["hl7v2_messages"] == list(FORMAT.entities)
@@ -148,20 +148,20 @@ def test_contract_shape(parsed, spark) -> None:  # type: ignore[no-untyped-def]
     ("frames.mllp", [(1, "C7", ["MSH", "PID"]), (2, "C8", ["MSH", "PID"]), (3, "C9", ["MSH"])]),
     ("bom.mllp", [(1, "C10", ["MSH"])]),
 ])
-def test_splitting_files_into_messages(parsed, file: str, expected: list[tuple[Any, ...]]) -> None:  # type: ignore[no-untyped-def]
+def test_splitting_files_into_messages(parsed, file: str, expected: list[tuple[Any, ...]]) -> None:
     rows = pick(parsed, file, "message_control_id", "segment_ids", "_quarantine_reason")
     assertDataFrameEqual(rows, [Row(_record_position=p, message_control_id=c, segment_ids=s,
                                     _quarantine_reason=None) for p, c, s in expected])
 
 
-def test_raw_is_the_message_with_cr_between_segments_without_bom_or_framing(parsed) -> None:  # type: ignore[no-untyped-def]
+def test_raw_is_the_message_with_cr_between_segments_without_bom_or_framing(parsed) -> None:
     assert parsed[("lf.hl7", 1)]["_raw"] == msh("C1") + "\r" + pid("A1")
     assert parsed[("crlf.hl7", 2)]["_raw"] == msh("C4") + "\rEVN|A04"
     assert parsed[("frames.mllp", 3)]["_raw"] == msh("C9")
     assert parsed[("bom.mllp", 1)]["_raw"] == msh("C10")
 
 
-def test_text_before_the_first_msh_is_its_own_quarantined_record(parsed) -> None:  # type: ignore[no-untyped-def]
+def test_text_before_the_first_msh_is_its_own_quarantined_record(parsed) -> None:
     assertDataFrameEqual(pick(parsed, "nomsh.hl7", "_raw", "message_control_id", "_quarantine_reason"), [
         Row(_record_position=1, _raw="PID|1||X||A^B\rPV1|1|I", message_control_id=None,
             _quarantine_reason="hl7_no_msh"),
@@ -169,12 +169,12 @@ def test_text_before_the_first_msh_is_its_own_quarantined_record(parsed) -> None
     ])
 
 
-def test_empty_file_is_one_row_at_position_zero(parsed) -> None:  # type: ignore[no-untyped-def]
+def test_empty_file_is_one_row_at_position_zero(parsed) -> None:
     assertDataFrameEqual(pick(parsed, "empty.hl7", "_raw", "segments", "_quarantine_reason"), [
         Row(_record_position=0, _raw="\r\n \n", segments=None, _quarantine_reason="empty_file")])
 
 
-def test_typed_columns_of_a_rich_message(parsed) -> None:  # type: ignore[no-untyped-def]
+def test_typed_columns_of_a_rich_message(parsed) -> None:
     columns = ("message_type", "trigger_event", "message_structure", "message_control_id", "processing_id",
                "version_id", "sending_application", "sending_facility", "receiving_application",
                "receiving_facility", "message_ts", "event_type", "patient_identifiers", "patient_family_name",
@@ -203,7 +203,7 @@ def test_typed_columns_of_a_rich_message(parsed) -> None:  # type: ignore[no-unt
     assertDataFrameEqual(pick(parsed, "rich.hl7", *columns), [expected])
 
 
-def test_observations_repetitions_structured_numeric_and_escapes(parsed) -> None:  # type: ignore[no-untyped-def]
+def test_observations_repetitions_structured_numeric_and_escapes(parsed) -> None:
     row = parsed[("rich.hl7", 1)]
     observations = [{k: v for k, v in o.asDict().items() if k != "observed_at"} for o in row["observations"]]
     assert observations == [
@@ -221,7 +221,7 @@ def test_observations_repetitions_structured_numeric_and_escapes(parsed) -> None
     assert pid5 == [["DOE&&VAN", "JOHN", "Q"], ["ALIAS", "JJ"]]
 
 
-def test_custom_delimiters_are_read_from_msh_per_message(parsed) -> None:  # type: ignore[no-untyped-def]
+def test_custom_delimiters_are_read_from_msh_per_message(parsed) -> None:
     row = parsed[("custom.hl7", 1)]
     assert row["segments"] == [
         Row(seg_id="MSH", fields=[[["#"]], [["$*@%"]], [["SEND", "1.2"]], [["SFAC"]], [["RECV"]], [["RFAC"]],
@@ -244,13 +244,13 @@ def test_custom_delimiters_are_read_from_msh_per_message(parsed) -> None:  # typ
     assert row["observations"][0]["value"] == "a#b$c%d*e@fAg\nh"
 
 
-def test_quarantine_reasons_and_precedence(parsed) -> None:  # type: ignore[no-untyped-def]
+def test_quarantine_reasons_and_precedence(parsed) -> None:
     assertDataFrameEqual(pick(parsed, "cases.hl7", "_quarantine_reason"),
                          [Row(_record_position=i, _quarantine_reason=reason)
                           for i, (_, reason) in enumerate(CASES, start=1)])
 
 
-def test_invalid_utf8_quarantines_only_the_damaged_message_and_keeps_its_bytes(parsed) -> None:  # type: ignore[no-untyped-def]
+def test_invalid_utf8_quarantines_only_the_damaged_message_and_keeps_its_bytes(parsed) -> None:
     assertDataFrameEqual(pick(parsed, "bad_utf8.hl7", "message_control_id", "raw_is_utf8", "_quarantine_reason"), [
         Row(_record_position=1, message_control_id="E1", raw_is_utf8=True, _quarantine_reason=None),
         Row(_record_position=2, message_control_id="E2", raw_is_utf8=False, _quarantine_reason="invalid_encoding"),
@@ -258,7 +258,7 @@ def test_invalid_utf8_quarantines_only_the_damaged_message_and_keeps_its_bytes(p
     ])
 
 
-def test_msh18_iso_8859_1_is_decoded_not_quarantined(parsed) -> None:  # type: ignore[no-untyped-def]
+def test_msh18_iso_8859_1_is_decoded_not_quarantined(parsed) -> None:
     row = parsed[("latin1.hl7", 1)]
     assert (row["patient_family_name"], row["_quarantine_reason"]) == ("MéNARD", None)
 

@@ -30,7 +30,7 @@ def read_independently(path: Path) -> Row:
 
 
 @pytest.mark.shared_data
-def test_all_real_messages_parse_and_match_an_independent_reading(spark, shared_data: Path) -> None:  # type: ignore[no-untyped-def]
+def test_all_real_messages_parse_and_match_an_independent_reading(spark, shared_data: Path) -> None:
     folder = shared_data / FOLDER
     paths = sorted(folder.glob("*.hl7"))
     assert len(paths) == 72
