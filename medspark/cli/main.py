@@ -150,7 +150,7 @@ def cmd_history(args: argparse.Namespace, config: MedsparkConfig) -> int:
             print(f"history of {candidate} ({path})")
             print(f"{'version':>7}  {'timestamp':<26}{'operation':<16}{'rows':>10}  parameters")
             for r in rows:
-                print(f"{r['version']:>7}  {r['timestamp']!s:<26}{r['operation']:<16}{r['rows_written'] or '':>10}"
+                print(f"{r['version']:>7}  {r['timestamp']!s:<26} {r['operation']:<16}{r['rows_written'] or '':>10}"
                       f"  {(r['parameters'] or '')[:80]}")
             return 0
     raise UsageError(f"no Delta table '{args.table}' under {config.lakehouse}")
