@@ -21,10 +21,6 @@ _FORMATS = {
 FORMAT_NAMES = tuple(_FORMATS)
 
 
-def _config_key(name: str) -> str:
-    return name.replace("-", "_")
-
-
 @cache
 def get_format(name: str) -> SourceFormat:
     """The format registered under ``name``."""
@@ -67,4 +63,4 @@ def header_lines(fmt: SourceFormat, source: SourceFile) -> int:
 
 def option_key(name: str) -> str:
     """Config attribute of a format under ``ingest``."""
-    return _config_key(name)
+    return name.replace("-", "_")

@@ -9,7 +9,6 @@ Delta sink relies on, applied to planned batches (see ``medspark.ingestion.job``
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
@@ -37,21 +36,6 @@ def append_idempotent(frame: DataFrame, path: str, *, app_id: str, version: int)
     )
 
 
-def read_table(spark: SparkSession, path: str) -> DataFrame:
-    """Read a Delta table, or raise a one-line usage error when there is none."""
-    if not table_exists(spark, path):
-        raise UsageError(f"no Delta table at {path}")
-    return spark.read.format("delta").load(path)
-
-
-def table_version(spark: SparkSession, path: str) -> int | None:
-    """Latest committed version, or None when the table does not exist."""
-    if not table_exists(spark, path):
-        return None
-    row = DeltaTable.forPath(spark, path).history(1).select("version").first()
-    return int(row["version"]) if row else None
-
-
 def history(spark: SparkSession, path: str, limit: int | None = None) -> DataFrame:
     """Delta history of a table (newest first), with the columns an operator reads."""
     if not table_exists(spark, path):
@@ -67,8 +51,3 @@ def history(spark: SparkSession, path: str, limit: int | None = None) -> DataFra
         sf.col("operationMetrics").getItem("numFiles").alias("files"),
         "userMetadata",
     )
-
-
-def empty_like(spark: SparkSession, schema: Any) -> DataFrame:
-    """An empty DataFrame with ``schema``."""
-    return spark.createDataFrame([], schema)
