@@ -82,6 +82,11 @@ class SourceFormat:
     description: str = ""
     # Lines of a file that are not records (a CSV header): lets the job check that parse kept every record.
     header_lines: Callable[[SourceFile], int] | None = None
+    # Optional split of ``parse`` into a costly first step and the rest, for formats with several entities:
+    # ``parse(x, files) == parse_prepared(prepare(x), files)``. The job persists ``prepare``'s result, so every
+    # entity starts from it instead of repeating the step (FHIR Bundles: unpacking entries in pandas).
+    prepare: Callable[[DataFrame], DataFrame] | None = None
+    parse_prepared: Parse | None = None
 
 
 def quarantine_when(conditions: Sequence[tuple[Column, str]]) -> Column:

@@ -300,7 +300,13 @@ def _process_batch(
                 else:
                     inputs = read_files(spark, files).persist(StorageLevel.MEMORY_AND_DISK)
                     cached.append(inputs)
-                for entity, frame in fmt.parse(inputs, files).items():
+                if fmt.prepare is not None and fmt.parse_prepared is not None:
+                    prepared = fmt.prepare(inputs).persist(StorageLevel.MEMORY_AND_DISK)
+                    cached.append(prepared)
+                    parsed = fmt.parse_prepared(prepared, files)
+                else:
+                    parsed = fmt.parse(inputs, files)
+                for entity, frame in parsed.items():
                     outputs[entity].append(frame.withColumn("_source_format", sf.lit(name)))
             if unknown:
                 outputs[UNRECOGNISED].append(_unrecognised(spark, unknown))

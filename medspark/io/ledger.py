@@ -18,6 +18,7 @@ from pyspark.sql import functions as sf
 from pyspark.sql import types as T
 
 from medspark.config.model import MedsparkConfig
+from medspark.errors import ConcurrentRunError
 from medspark.ingestion.contract import SourceFile
 from medspark.io.delta import table_exists
 
@@ -112,8 +113,23 @@ class IngestLedger:
         ).save(self.path)
 
     def plan(self, batch_id: int, run_id: str, files: Sequence[SourceFile]) -> PlannedBatch:
-        """Record a batch's files before anything is written."""
+        """Record a batch's files before anything is written.
+
+        Raises:
+            ConcurrentRunError: another run planned the same batch id first (two ingests at once). Delta
+                skipped this run's plan as a replay of that version, so the row read back names the other run.
+        """
         self._append(batch_id, "planned", run_id, files)
+        owner = (
+            self.spark.read.format("delta").load(self.path)
+            .where((sf.col("batch_id") == batch_id) & (sf.col("state") == "planned"))
+            .select("run_id").first()
+        )
+        if owner is None or owner["run_id"] != run_id:
+            raise ConcurrentRunError(
+                f"batch {batch_id} was planned by another ingest run at the same time; "
+                "run one ingest per lakehouse at a time (this run wrote nothing)"
+            )
         return PlannedBatch(batch_id, tuple(files))
 
     def commit(self, batch_id: int, run_id: str) -> None:

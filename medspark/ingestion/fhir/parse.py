@@ -77,6 +77,11 @@ def parse_bundle(files_content: DataFrame, files: Sequence[SourceFile] = ()) -> 
     return parse_resources(bundle_records(files_content))
 
 
+def parse_bundle_records(records: DataFrame, files: Sequence[SourceFile] = ()) -> Mapping[str, DataFrame]:
+    """Typed FHIR entities from the output of :func:`bundle_records` (the second half of :func:`parse_bundle`)."""
+    return parse_resources(records)
+
+
 FORMAT_NDJSON = SourceFormat(
     name="fhir-ndjson",
     read_mode="lines",
@@ -91,6 +96,8 @@ FORMAT_BUNDLE = SourceFormat(
     read_mode="files",
     sniff=sniff_document,
     parse=parse_bundle,
+    prepare=bundle_records,
+    parse_prepared=parse_bundle_records,
     entities=ENTITIES,
     description="FHIR R4 JSON document per file: a Bundle (one record per entry) or one resource; .json.gz ok",
 )
