@@ -120,10 +120,11 @@ class IngestLedger:
                 skipped this run's plan as a replay of that version, so the row read back names the other run.
         """
         self._append(batch_id, "planned", run_id, files)
+        entries = self._entries()
         owner = (
-            self.spark.read.format("delta").load(self.path)
-            .where((sf.col("batch_id") == batch_id) & (sf.col("state") == "planned"))
-            .select("run_id").first()
+            entries.where((sf.col("batch_id") == batch_id) & (sf.col("state") == "planned")).select("run_id").first()
+            if entries is not None
+            else None
         )
         if owner is None or owner["run_id"] != run_id:
             raise ConcurrentRunError(

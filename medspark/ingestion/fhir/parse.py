@@ -74,7 +74,7 @@ def parse_bundle(files_content: DataFrame, files: Sequence[SourceFile] = ()) -> 
         ``{entity: DataFrame}`` for the seven ``fhir_*`` entities; ``_record_position`` is the 1-based entry
         number (1 for a single resource, 0 for a file that cannot be split).
     """
-    return parse_resources(bundle_records(files_content))
+    return parse_bundle_records(bundle_records(files_content))
 
 
 def parse_bundle_records(records: DataFrame, files: Sequence[SourceFile] = ()) -> Mapping[str, DataFrame]:
