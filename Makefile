@@ -15,9 +15,15 @@ $(BIN)/medspark: pyproject.toml
 
 install: $(BIN)/medspark
 
-sample: install
+# The sample run needs a pseudonym key: a random one is made once for this checkout (never committed). On real
+# data, set MEDSPARK_PSEUDONYM_KEY from your secret store instead.
+.sample-pseudonym-key:
+	@umask 077 && $(PYTHON) -c "import secrets; print(secrets.token_hex(32))" > $@
+
+sample: install .sample-pseudonym-key
 	$(BIN)/medspark generate --patients $(PATIENTS) --seed 42 --out sample-data
-	$(BIN)/medspark --lakehouse lakehouse pipeline --source sample-data
+	MEDSPARK_PSEUDONYM_KEY=$${MEDSPARK_PSEUDONYM_KEY:-$$(cat .sample-pseudonym-key)} \
+	  $(BIN)/medspark --lakehouse lakehouse pipeline --source sample-data
 
 test: install
 	$(BIN)/python -m pytest -q

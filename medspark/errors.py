@@ -19,6 +19,10 @@ class ConfigError(UsageError):
     """Configuration that does not validate: unknown key, wrong type, missing value (exit code 2)."""
 
 
+class PrivacyKeyError(ConfigError):
+    """The pseudonymisation or encryption key is missing, unreadable or too weak (the message never holds it)."""
+
+
 class EnvironmentProblem(MedsparkError):
     """The machine lacks something medspark needs (Java, the Delta JARs, a reachable repository)."""
 

@@ -1,4 +1,4 @@
-"""``medspark pipeline``: the stages that exist, in dependency order. Today: bronze ingestion."""
+"""``medspark pipeline``: the stages that exist, in dependency order: bronze ingestion, then silver."""
 
 from __future__ import annotations
 
@@ -11,8 +11,15 @@ from medspark.logs import Progress
 
 def run_pipeline(spark: SparkSession, config: MedsparkConfig, source: str, *, source_format: str = "auto") -> str:
     """Run every stage; returns the one-screen summary."""
-    progress = Progress("pipeline", 1)
+    from medspark.privacy.keys import load_key
+    from medspark.silver.job import build_silver
+
+    # A missing pseudonym key must stop the pipeline before bronze is written, not halfway.
+    load_key(key_file=config.silver.privacy.key_file)
+    progress = Progress("pipeline", 2)
     progress.step("bronze ingestion")
-    result = ingest(spark, config, source, source_format=source_format)
+    bronze = ingest(spark, config, source, source_format=source_format)
+    progress.step("silver (OMOP CDM v5.4)")
+    silver = build_silver(spark, config)
     progress.finish()
-    return result.summary()
+    return bronze.summary() + "\n\n" + silver.summary()

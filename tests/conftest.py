@@ -13,6 +13,9 @@ os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 # Python workers must run this interpreter (the venv's, with pyarrow/pandas), not the system python.
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+# A fixed test-only pseudonym key (the job refuses to run without one; real runs get theirs from a secret store).
+TEST_PSEUDONYM_KEY = "5f0c2a9e7b1d4c3a8e6f9b2d1c7a4e3f0b9d8c7e6a5f4b3c2d1e0f9a8b7c6d5e"
+os.environ.setdefault("MEDSPARK_PSEUDONYM_KEY", TEST_PSEUDONYM_KEY)
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("MEDSPARK_SHARED_DATA", REPO.parent / "shared" / "data"))

@@ -52,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     pipe.add_argument("--source", help="source directory or URI (default: config 'source')")
     pipe.add_argument("--format", default="auto", choices=["auto", *_format_names()])
 
+    commands.add_parser("silver", help="conform new bronze batches to OMOP CDM v5.4 silver (gated, pseudonymised)")
+
     hist = commands.add_parser("history", help="Delta history of a table, e.g. bronze/fhir_patient")
     hist.add_argument("table", help="<layer>/<table> or a table name searched in bronze, quarantine, ops")
     hist.add_argument("--limit", type=_positive_int, default=20)
@@ -123,7 +125,7 @@ def cmd_ingest(args: argparse.Namespace, config: MedsparkConfig) -> int:
 
 
 def cmd_pipeline(args: argparse.Namespace, config: MedsparkConfig) -> int:
-    """``medspark pipeline``: every stage that exists, in order (today: bronze ingestion)."""
+    """``medspark pipeline``: every stage that exists, in order (bronze ingestion, silver)."""
     from medspark.ingestion.job import validate_source
     from medspark.pipeline import run_pipeline
     from medspark.spark import build_session
@@ -131,6 +133,16 @@ def cmd_pipeline(args: argparse.Namespace, config: MedsparkConfig) -> int:
     source = validate_source(args.source or config.source)
     spark = build_session(config)
     print(run_pipeline(spark, config, source, source_format=args.format))
+    return 0
+
+
+def cmd_silver(args: argparse.Namespace, config: MedsparkConfig) -> int:
+    """``medspark silver``: one incremental silver build."""
+    from medspark.silver.job import build_silver
+    from medspark.spark import build_session
+
+    spark = build_session(config)
+    print(build_silver(spark, config).summary())
     return 0
 
 
@@ -160,6 +172,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, MedsparkConfig], int]] = {
     "generate": cmd_generate,
     "ingest": cmd_ingest,
     "pipeline": cmd_pipeline,
+    "silver": cmd_silver,
     "history": cmd_history,
 }
 

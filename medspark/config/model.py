@@ -64,6 +64,41 @@ class GenerateSettings(_Strict):
     chunk_patients: int = Field(default=20000, ge=100)
 
 
+class MatchingSettings(_Strict):
+    """How records are recognised as the same person (``medspark.silver.resolve``)."""
+
+    # Identifier systems that link records. A system not listed here is kept on the record but links nothing
+    # (e.g. a driver's licence number that two people could share after a typo).
+    link_systems: tuple[str, ...] = ("synthea", "mrn", "ssn", "member")
+    # Systems that name the same identifier space: FHIR Patient.id is the Synthea id in Synthea's FHIR export.
+    equivalent_systems: dict[str, str] = Field(default_factory=lambda: {"fhir-patient": "synthea"})
+
+
+class PrivacySettings(_Strict):
+    """Pseudonymisation. The key itself is never in YAML: ``MEDSPARK_PSEUDONYM_KEY`` or the file named here."""
+
+    key_file: str | None = None
+    # Write the restricted re-identification table (``<lakehouse>/restricted/reidentification``), AES-GCM encrypted.
+    reidentification_table: bool = False
+    # Reference date of the research views (ages over 89 become 90+); ISO date. Default: the run date.
+    research_as_of: str | None = None
+
+
+class SilverSettings(_Strict):
+    """Silver (OMOP CDM v5.4)."""
+
+    # A full OMOP vocabulary download (Athena, tab-separated CONCEPT.csv ...); default: the subset medspark ships.
+    vocabulary_path: str | None = None
+    # When two sources describe the same fact, the first source in this list wins; then the newest version.
+    source_priority: tuple[str, ...] = ("fhir", "synthea", "hl7v2", "x12", "vitals")
+    # Directory of the expectation suites (default: conf/quality beside the profiles).
+    quality_dir: str | None = None
+    # The run date the quality checks use (ISO date): a parameter, so results are reproducible. Default: today.
+    run_date: str | None = None
+    matching: MatchingSettings = MatchingSettings()
+    privacy: PrivacySettings = PrivacySettings()
+
+
 class MedsparkConfig(_Strict):
     """The whole configuration of one run."""
 
@@ -73,6 +108,7 @@ class MedsparkConfig(_Strict):
     spark: SparkSettings = SparkSettings()
     ingest: IngestSettings = IngestSettings()
     generate: GenerateSettings = GenerateSettings()
+    silver: SilverSettings = SilverSettings()
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     def table_path(self, layer: str, table: str) -> str:
