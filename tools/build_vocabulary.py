@@ -263,9 +263,9 @@ def sample_codes(shared: Path) -> list[tuple[str, str, str, str]]:
             if slot is None or len(fields) <= slot:
                 continue
             parts = fields[slot].split("^")
-            vocab = HL7_SYSTEMS.get(parts[2]) if len(parts) > 2 else None
-            if vocab and parts[0]:
-                out.append((vocab, parts[0], parts[1], ""))
+            hl7_vocab = HL7_SYSTEMS.get(parts[2]) if len(parts) > 2 else None
+            if hl7_vocab and parts[0]:
+                out.append((hl7_vocab, parts[0], parts[1], ""))
     return out
 
 
@@ -373,22 +373,18 @@ def build(zip_path: Path, shared: Path) -> None:
         else:
             unit_ids[code] = local("UCUM", code, LOCAL_UNITS.get(code, code), "Unit", "Unit", "S")
 
-    for (vocab, code), cid in local_keys.items():
-        if vocab == "SNOMED" and concepts[cid]["domain_id"] == "":
-            concepts[cid]["domain_id"] = "Condition"
-
     _write(OUT / "concept.csv", CONCEPT_COLUMNS,
            sorted((tuple(c[k] for k in CONCEPT_COLUMNS) for c in concepts.values()), key=lambda r: int(r[0])))
     _write(OUT / "concept_relationship.csv", REL_COLUMNS,
            sorted(relationships, key=lambda r: (int(r[0]), int(r[1]), r[2])))
 
     stcm_rows = []
-    for vocabulary, codes, target, description in STCM:
-        if str(target) not in concepts:
-            add_real(extract[str(target)])
-        target_vocab = concepts[str(target)]["vocabulary_id"]
-        stcm_rows += [(code, "0", vocabulary, description, str(target), target_vocab, VALID_START, VALID_END, "")
-                      for code in codes]
+    for source_vocabulary, codes, target_id, description in STCM:
+        if str(target_id) not in concepts:
+            add_real(extract[str(target_id)])
+        target_vocab = concepts[str(target_id)]["vocabulary_id"]
+        stcm_rows += [(code, "0", source_vocabulary, description, str(target_id), target_vocab, VALID_START,
+                       VALID_END, "") for code in codes]
     _write(OUT / "source_to_concept_map.csv", STCM_COLUMNS, stcm_rows)
 
     conv_rows = [("LOINC" if loinc else "", loinc, src, dst, repr(float(factor)), repr(float(offset)),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -70,8 +71,10 @@ class MatchingSettings(_Strict):
     # Identifier systems that link records. A system not listed here is kept on the record but links nothing
     # (e.g. a driver's licence number that two people could share after a typo).
     link_systems: tuple[str, ...] = ("synthea", "mrn", "ssn", "member")
-    # Systems that name the same identifier space: FHIR Patient.id is the Synthea id in Synthea's FHIR export.
-    equivalent_systems: dict[str, str] = Field(default_factory=lambda: {"fhir-patient": "synthea"})
+    # Systems that name the same identifier space: in Synthea's FHIR export Patient.id is the Synthea patient id and
+    # Encounter.id the Synthea encounter id. Applies to person and visit identifiers alike.
+    equivalent_systems: dict[str, str] = Field(
+        default_factory=lambda: {"fhir-patient": "synthea", "fhir-encounter": "synthea-encounter"})
 
 
 class PrivacySettings(_Strict):
@@ -81,7 +84,7 @@ class PrivacySettings(_Strict):
     # Write the restricted re-identification table (``<lakehouse>/restricted/reidentification``), AES-GCM encrypted.
     reidentification_table: bool = False
     # Reference date of the research views (ages over 89 become 90+); ISO date. Default: the run date.
-    research_as_of: str | None = None
+    research_as_of: dt.date | None = None
 
 
 class SilverSettings(_Strict):
@@ -94,7 +97,7 @@ class SilverSettings(_Strict):
     # Directory of the expectation suites (default: conf/quality beside the profiles).
     quality_dir: str | None = None
     # The run date the quality checks use (ISO date): a parameter, so results are reproducible. Default: today.
-    run_date: str | None = None
+    run_date: dt.date | None = None
     matching: MatchingSettings = MatchingSettings()
     privacy: PrivacySettings = PrivacySettings()
 

@@ -2,8 +2,9 @@
 
 Silver holds only pseudonyms. When a governance process must map a person back to a clear identifier (e.g. a
 clinically actionable research finding), this table holds each identifier encrypted with AES-256-GCM by Spark's
-``aes_encrypt``. Its encryption key is either configured separately (recommended: whoever can read the
-pseudonym key then still cannot decrypt) or derived from the pseudonym key with ``derive_key(key,
+``aes_encrypt``. Its encryption key is either configured separately (recommended, so whoever can read the
+pseudonym key still cannot decrypt: ``derive_key(load_key(env_var="MEDSPARK_REID_KEY"),
+REIDENTIFICATION_KEY_PURPOSE)``) or, by default, derived from the pseudonym key with ``derive_key(key,
 REIDENTIFICATION_KEY_PURPOSE)``, a different HMAC domain from every pseudonym. It belongs in a location with
 stricter access than silver; research views never read it.
 """
@@ -37,7 +38,8 @@ def build_reidentification(
     """One row per distinct (person, identifier system, identifier value), the value pseudonymised and encrypted.
 
     Input columns: ``person_id`` and ``identifiers_column`` (``array<struct<system:string, value:string>>``, the
-    staged PERSON record shape). Identifiers with a null system or a null/blank value are dropped.
+    staged PERSON record shape, systems already canonical as silver makes them). Values are trimmed, as silver
+    trims them before pseudonymising; identifiers with a null system or a null/blank value are dropped.
 
     Output columns: ``person_id`` (as input), ``identifier_system string``, ``identifier_pseudonym string``
     (``pseudonymise(value, key, domain=system)``, the same pseudonym silver uses) and ``identifier_encrypted
@@ -55,9 +57,9 @@ def build_reidentification(
         .select(
             "person_id",
             sf.col("_identifier.system").alias("identifier_system"),
-            sf.col("_identifier.value").alias("_value"),
+            sf.trim(sf.col("_identifier.value")).alias("_value"),
         )
-        .where(sf.col("identifier_system").isNotNull() & (sf.trim(sf.col("_value")) != ""))
+        .where(sf.col("identifier_system").isNotNull() & (sf.col("_value") != ""))
         .dropDuplicates(["person_id", "identifier_system", "_value"])
     )
     return identifiers.select(

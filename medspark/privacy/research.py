@@ -291,7 +291,8 @@ def build_research_view(
         view = deidentify_person(frame, as_of=as_of)
     else:
         if persons is not None:
-            frame = frame.join(persons.select("person_id"), on="person_id", how="left_semi")
+            kept = persons.select(sf.col("person_id").alias("_kept_person_id"))
+            frame = frame.join(kept, sf.col("person_id") == sf.col("_kept_person_id"), how="left_semi")
         dates, datetimes = _shifted_columns(table_name, frame)
         view = deidentify_events(frame, key=key, date_columns=dates, datetime_columns=datetimes, max_days=max_days)
     return view.withColumn("person_id", pseudonymous_id(sf.col("person_id"), key, domain=RESEARCH_PERSON_DOMAIN))

@@ -77,6 +77,18 @@ def _group_by_table(root: str, files: Sequence[str]) -> dict[str, dict[str, list
     return tables
 
 
+def _normalise(needle: str, case_sensitive: bool) -> str:
+    return needle.strip() if case_sensitive else needle.strip().lower()
+
+
+def _bounded_pattern(needle: str) -> str:
+    """Java regex: ``needle`` literally, not glued to a letter or digit on an alphanumeric edge."""
+    body = "".join("\\" + ch if ch.isascii() and not ch.isalnum() else ch for ch in needle)
+    before = r"(?<![\p{L}\p{N}])" if needle[0].isalnum() else ""
+    after = r"(?![\p{L}\p{N}])" if needle[-1].isalnum() else ""
+    return before + body + after
+
+
 def _parquet_rows(spark: SparkSession, paths: Sequence[str]) -> DataFrame:
     """Every row of the Parquet files as one JSON string; files with conflicting schemas are read one by one."""
     escaped = [escape_glob(p) for p in paths]
@@ -103,25 +115,30 @@ def _table_rows(spark: SparkSession, files: Mapping[str, list[str]]) -> DataFram
     return reduce(DataFrame.unionAll, parts)
 
 
-def find_identifiers(
+def count_identifiers(
     spark: SparkSession,
     root: str,
     needles: Mapping[str, Sequence[str]],
     *,
     case_sensitive: bool = False,
+    whole_word: bool = True,
 ) -> DataFrame:
     """Per (table, needle kind): rows scanned, rows containing at least one needle, distinct needles found.
 
     A table is a directory holding ``_delta_log`` (its data files and log together), or else a directory of
     Parquet files (Hive-style ``key=value`` folders folded into their table). Matching is substring matching on
-    the JSON text of each row (and each log line), case-insensitive by default; callers list every spelling they
-    want found (SSN with and without dashes, phone formats). Blank needles are ignored.
+    the JSON text of each row (and each log line), case-insensitive and whole-word by default. Callers list every
+    spelling they want found (SSN with and without dashes, phone formats); needles are trimmed, blank ones
+    ignored, and a needle holding ``"`` or ``\\`` never matches (JSON escapes them).
 
     Args:
         spark: the session.
         root: a lakehouse, a layer (``<lakehouse>/silver``) or one table.
         needles: ``kind -> clear-text values``, e.g. ``{"ssn": [...], "family_name": [...]}``.
         case_sensitive: match case exactly.
+        whole_word: a needle that starts (ends) with a letter or digit only counts when the text does not continue
+            with a letter or digit before (after) it, so an SSN is not "found" inside a hex pseudonym or a longer
+            number, nor ``MRN-4`` inside ``MRN-42``.
 
     Returns:
         DataFrame ``table string, kind string, rows_scanned long, rows_with_hits long, needles_hit long``, one row
@@ -133,36 +150,65 @@ def find_identifiers(
     root_str, files = _list_files(spark, root)
     tables = _group_by_table(root_str, files)
     pairs = [
-        (kind, value if case_sensitive else value.lower())
+        (kind, needle, _bounded_pattern(needle) if whole_word else None)
         for kind, values in needles.items()
-        for value in values
-        if value and value.strip()
+        for needle in sorted({_normalise(value, case_sensitive) for value in values if value and value.strip()})
     ]
     kinds = spark.createDataFrame([(kind,) for kind in needles], "kind string")
-    needle_frame = spark.createDataFrame(pairs, "kind string, needle string")
+    needle_frame = spark.createDataFrame(pairs, "kind string, needle string, _pattern string")
     log.info("scanning %d tables (%d files) under %s for %d needles", len(tables), len(files), root, len(pairs))
-    results = []
-    for table, table_files in sorted(tables.items()):
-        text = sf.col("_text") if case_sensitive else sf.lower(sf.col("_text"))
-        rows = _table_rows(spark, table_files).select(
-            text.alias("_text"), sf.monotonically_increasing_id().alias("_row")
-        )
-        hits = (
-            rows.join(sf.broadcast(needle_frame), sf.col("_text").contains(sf.col("needle")))
-            .groupBy("kind")
-            .agg(sf.count_distinct("_row").alias("rows_with_hits"), sf.count_distinct("needle").alias("needles_hit"))
-        )
-        results.append(
-            kinds.crossJoin(rows.agg(sf.count(sf.lit(1)).alias("rows_scanned")))
-            .join(hits, on="kind", how="left")
-            .select(
-                sf.lit(table).alias("table"),
-                "kind",
-                "rows_scanned",
-                sf.coalesce("rows_with_hits", sf.lit(0)).cast("long").alias("rows_with_hits"),
-                sf.coalesce("needles_hit", sf.lit(0)).cast("long").alias("needles_hit"),
-            )
-        )
-    if not results:
+    if not tables:
         return spark.createDataFrame([], RESULT_SCHEMA)
-    return reduce(DataFrame.unionByName, results)
+    text = sf.col("_text") if case_sensitive else sf.lower(sf.col("_text"))
+    rows = reduce(
+        DataFrame.unionAll,
+        [
+            # Row ids only need to be unique within a table: results are grouped by table.
+            _table_rows(spark, table_files).select(
+                sf.lit(table).alias("table"), text.alias("_text"), sf.monotonically_increasing_id().alias("_row")
+            )
+            for table, table_files in sorted(tables.items())
+        ],
+    )
+    hits = (
+        # contains() is the cheap filter; the boundary regex runs only on the rare candidate pairs.
+        rows.join(
+            sf.broadcast(needle_frame),
+            sf.col("_text").contains(sf.col("needle"))
+            & (sf.col("_pattern").isNull() | sf.rlike(sf.col("_text"), sf.col("_pattern"))),
+        )
+        .groupBy("table", "kind")
+        .agg(sf.count_distinct("_row").alias("rows_with_hits"), sf.count_distinct("needle").alias("needles_hit"))
+    )
+    scanned = rows.groupBy("table").agg(sf.count(sf.lit(1)).alias("rows_scanned"))
+    return (
+        scanned.crossJoin(kinds)
+        .join(hits, on=["table", "kind"], how="left")
+        .select(
+            "table",
+            "kind",
+            "rows_scanned",
+            sf.coalesce("rows_with_hits", sf.lit(0)).cast("long").alias("rows_with_hits"),
+            sf.coalesce("needles_hit", sf.lit(0)).cast("long").alias("needles_hit"),
+        )
+    )
+
+
+def find_identifiers(
+    spark: SparkSession,
+    root: str,
+    needles: Mapping[str, Sequence[str]],
+    *,
+    case_sensitive: bool = False,
+    whole_word: bool = True,
+) -> dict[tuple[str, str], int]:
+    """The hits only: ``{(table, kind): rows_with_hits}`` for every pair with at least one hit; ``{}`` when clean.
+
+    Same matching as :func:`count_identifiers`; the result is small (tables x kinds) and holds no needle values, so
+    ``assert find_identifiers(...) == {}`` is safe to print.
+    """
+    counts = count_identifiers(spark, root, needles, case_sensitive=case_sensitive, whole_word=whole_word)
+    return {
+        (row["table"], row["kind"]): int(row["rows_with_hits"])
+        for row in counts.where(sf.col("rows_with_hits") > 0).collect()
+    }

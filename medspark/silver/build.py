@@ -317,39 +317,50 @@ def build_payer_plan_periods(claims: DataFrame) -> DataFrame:
 
 def build_costs(claims: DataFrame) -> DataFrame:
     """``cost``: one row per claim, the billed total charge of its visit (837 claims carry charges, not payments)."""
-    keyed = claims.select(
-        "*",
-        surrogate_id(sf.lit("cost"), sf.col("claim_key")).alias("cost_id"),
-        sf.col("visit_occurrence_id").alias("cost_event_id"),
-        sf.lit("Visit").alias("cost_domain_id"),
-        sf.lit(CLAIM).alias("cost_type_concept_id"),
-        sf.lit(USD).alias("currency_concept_id"),
-        sf.col("total_charge").cast("double").alias("total_charge"),
-        sf.when(sf.col("payer_source_value").isNotNull(), payer_plan_period_id()).alias("payer_plan_period_id"),
-    )
+    keyed = claims.withColumns({
+        "cost_id": surrogate_id(sf.lit("cost"), sf.col("claim_key")),
+        "cost_event_id": sf.col("visit_occurrence_id"),
+        "cost_domain_id": sf.lit("Visit"),
+        "cost_type_concept_id": sf.lit(CLAIM),
+        "currency_concept_id": sf.lit(USD),
+        "total_charge": sf.col("total_charge").cast("double"),
+        "payer_plan_period_id": sf.when(sf.col("payer_source_value").isNotNull(), payer_plan_period_id()),
+    })
     return conform(collapse(keyed, "cost_id"), "cost", ["_n_records"])
 
 
 # --- providers and care sites -------------------------------------------------------------------------------------
 
 
+def _coalesce_by(records: DataFrame, key: str, columns: Sequence[str]) -> DataFrame:
+    """One row per ``key``, every column from the best record that has it: a bare reference (an NPI alone) must
+    not hide the full row another record carries."""
+    best = sf.max_by(sf.struct("_source", "_source_record_hash", "_source_version"), _rank_key())
+    return records.groupBy(key).agg(*[best_non_null(c) for c in columns], best.alias("_best"),
+                                    sf.count(sf.lit(1)).alias("_n_records")).select("*", "_best.*").drop("_best")
+
+
 def build_providers(providers: DataFrame) -> DataFrame:
     """``provider`` rows, one per provider source value (an NPI or a Synthea provider id)."""
-    keyed = providers.select(
-        "*", surrogate_id(sf.lit("provider"), sf.col("provider_source_value")).alias("provider_id"),
-        sf.lit(0).alias("specialty_concept_id"), sf.lit(0).alias("gender_concept_id"),
+    keyed = providers.withColumn("provider_id", surrogate_id(sf.lit("provider"), sf.col("provider_source_value")))
+    merged = _coalesce_by(keyed, "provider_id", ("provider_source_value", "npi", "provider_name",
+                                                 "specialty_source_value", "care_site_source_value",
+                                                 "gender_source_value"))
+    return conform(merged.select(
+        "*", sf.lit(0).alias("specialty_concept_id"), sf.lit(0).alias("gender_concept_id"),
         sf.lit(0).alias("specialty_source_concept_id"), sf.lit(0).alias("gender_source_concept_id"),
         sf.when(sf.col("care_site_source_value").isNotNull(),
-                surrogate_id(sf.lit("care_site"), sf.col("care_site_source_value"))).alias("care_site_id"))
-    return conform(collapse(keyed, "provider_id"), "provider", ["_n_records"])
+                surrogate_id(sf.lit("care_site"), sf.col("care_site_source_value"))).alias("care_site_id"),
+    ), "provider", ["_n_records"])
 
 
 def build_care_sites(care_sites: DataFrame) -> DataFrame:
     """``care_site`` rows, one per organisation source value."""
-    keyed = care_sites.select(
-        "*", surrogate_id(sf.lit("care_site"), sf.col("care_site_source_value")).alias("care_site_id"),
-        sf.lit(0).alias("place_of_service_concept_id"))
-    return conform(collapse(keyed, "care_site_id"), "care_site", ["_n_records"])
+    keyed = care_sites.withColumn("care_site_id", surrogate_id(sf.lit("care_site"),
+                                                               sf.col("care_site_source_value")))
+    merged = _coalesce_by(keyed, "care_site_id", ("care_site_source_value", "care_site_name",
+                                                  "place_of_service_source_value"))
+    return conform(merged.select("*", sf.lit(0).alias("place_of_service_concept_id")), "care_site", ["_n_records"])
 
 
 # --- observation periods ------------------------------------------------------------------------------------------

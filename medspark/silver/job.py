@@ -31,7 +31,6 @@ from pyspark.sql import functions as sf
 from pyspark.sql.types import StructType
 
 from medspark.config.model import MedsparkConfig
-from medspark.errors import ConfigError
 from medspark.io.delta import append_idempotent, table_exists
 from medspark.io.runlog import RunRecord, TableCounts, new_run_id, write_run
 from medspark.logs import Progress
@@ -75,13 +74,8 @@ class SilverResult:
 
 
 def _run_date(config: MedsparkConfig) -> dt.date:
-    text = config.silver.run_date
-    if not text:
-        return dt.datetime.now(dt.UTC).date()
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError as exc:
-        raise ConfigError(f"silver.run_date must be an ISO date (YYYY-MM-DD), got '{text}'") from exc
+    """The date the quality checks use: configured (reproducible results), else today's date in UTC."""
+    return config.silver.run_date or dt.datetime.now(dt.UTC).date()
 
 
 # --- staging ------------------------------------------------------------------------------------------------------
@@ -144,7 +138,7 @@ def _lookup(records: DataFrame, nodes_col: str, crosswalk: DataFrame, id_name: s
 
 def build_silver(spark: SparkSession, config: MedsparkConfig) -> SilverResult:
     """Run one incremental silver build; see the module docstring."""
-    from medspark.quality.gate import load_suites
+    from medspark.quality import load_suites
 
     run_id = new_run_id("silver")
     started = dt.datetime.now(dt.UTC)
@@ -210,7 +204,7 @@ def _prepare(records: DataFrame, key: bytes, config: MedsparkConfig, id_columns:
 
 def _build(spark: SparkSession, config: MedsparkConfig, plan: SilverPlan, key: bytes, suites: dict,
            run_date: dt.date, result: SilverResult, progress: Progress) -> None:
-    from medspark.quality import gate
+    from medspark import quality as gate
     from medspark.silver.units import standardise_measurements
     from medspark.silver.vocab import load_vocabulary, map_codes, map_values
 
@@ -302,6 +296,7 @@ def _build(spark: SparkSession, config: MedsparkConfig, plan: SilverPlan, key: b
         resolved_visits = visits.where(sf.col("visit_occurrence_id").isNotNull()) \
             .transform(map_values, vocabulary, "visit_class_source", "visit_concept_id", "visit") \
             .withColumn("visit_source_value", sf.array_min("_vnodes")) \
+            .withColumn("type_source", sf.when(sf.col("_source").startswith("x12"), "claim").otherwise("EHR")) \
             .withColumn("provider_id", sf.when(sf.col("provider_source").isNotNull(), build.surrogate_id(
                 sf.lit("provider"), sf.col("provider_source")))) \
             .withColumn("care_site_id", sf.when(sf.col("care_site_source").isNotNull(), build.surrogate_id(
@@ -353,34 +348,27 @@ def _build(spark: SparkSession, config: MedsparkConfig, plan: SilverPlan, key: b
     progress.step("data-quality gate")
     context = {
         "person": _with_existing(spark, silver("person"), candidates.get("person"), "person"),
+        "death": _with_existing(spark, silver("death"), candidates.get("death"), "death"),
         "visit_occurrence": _with_existing(spark, silver("visit_occurrence"), candidates.get("visit_occurrence"),
                                            "visit_occurrence"),
         "concept": vocabulary.concept,
     }
     passed: dict[str, DataFrame] = {}
     failed: dict[str, DataFrame] = {}
-    dq_rows: list[DataFrame] = []
-    over_threshold: list[str] = []
+    validations = []
     sizes = _sizes(candidates)
     for table, rows in candidates.items():
         if sizes.get(table, 0) == 0 or table not in suites:
             passed[table] = rows
             continue
         flagged = keep(gate.with_check_columns(rows, suites[table], context, run_date=run_date))
-        outcome = gate.validate(flagged, suites[table], run_id=result.run_id, run_date=run_date)
-        dq_rows.append(outcome.results(spark))
-        if not outcome.passed:
-            over_threshold.append(f"{table} ({outcome.failure_rate:.1%} > {suites[table].threshold:.1%})")
+        validations.append(gate.validate_table(flagged, suites[table], run_id=result.run_id, run_date=run_date))
         passed[table], failed[table] = gate.split_by_checks(flagged)
-    if dq_rows:
-        gate.write_results(reduce(DataFrame.unionByName, dq_rows), config.table_path("ops", "dq_results"),
-                           run_id=result.run_id)
-        gate.build_data_docs_for_lakehouse(config, suites, dq_rows)
-    if over_threshold:
-        from medspark.errors import DataQualityError
-
-        raise DataQualityError("data-quality gate failed for " + "; ".join(over_threshold)
-                               + ": silver is unchanged (see ops/dq_results)")
+    if validations:
+        # Results and Data Docs are written whether or not the gate passes: a failed gate must be explainable.
+        gate.write_results(spark, gate.build_result_rows(spark, validations), config.table_path("ops", "dq_results"))
+        gate.build_data_docs(validations, gate.data_docs_directory(config.lakehouse), spark=spark)
+    gate.enforce(validations)  # raises DataQualityError before any silver write
 
     # ---- writes -------------------------------------------------------------------------------------------------
     progress.step("write silver")

@@ -18,4 +18,4 @@ def surrogate_id(*parts: Column | str) -> Column:
     """A non-negative bigint id from the natural-key ``parts`` (columns or column names); null parts are kept apart
     from empty strings by xxhash64's own null handling."""
     cols = [sf.col(p) if isinstance(p, str) else p for p in parts]
-    return (sf.xxhash64(*cols) & sf.lit(_MASK)).cast("bigint")
+    return sf.xxhash64(*cols).bitwiseAND(sf.lit(_MASK)).cast("bigint")

@@ -25,9 +25,7 @@ def _expected(key: bytes, value: str | None) -> str | None:
 def test_hmac_matches_python_hmac(spark, key: bytes) -> None:
     values = spark.createDataFrame([(i, v) for i, v in enumerate(VALUES)], "i int, value string")
     actual = values.select("i", hmac_sha256(sf.col("value"), key).alias("digest"))
-    expected = spark.createDataFrame(
-        [(i, _expected(key, v)) for i, v in enumerate(VALUES)], "i int, digest string"
-    )
+    expected = spark.createDataFrame([(i, _expected(key, v)) for i, v in enumerate(VALUES)], "i int, digest string")
     assertDataFrameEqual(actual, expected)
 
 

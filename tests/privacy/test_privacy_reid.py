@@ -21,10 +21,10 @@ def _pseudonym(system: str, value: str) -> str:
 
 
 @pytest.fixture
-def persons(spark):  # type: ignore[no-untyped-def]
+def persons(spark):
     return spark.createDataFrame(
         [
-            (1, [("ssn", "123456789"), ("mrn", "MRN-001"), ("ssn", "123456789"), ("mrn", None), ("member", "  ")]),
+            (1, [("ssn", "123456789"), ("mrn", " MRN-001 "), ("ssn", "123456789"), ("mrn", None), ("member", "  ")]),
             (2, [("ssn", "987654321"), ("other:urn:x", "Zoë-7")]),
             (3, []),
         ],
@@ -33,7 +33,7 @@ def persons(spark):  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.parametrize("encryption_key", [None, SEPARATE_KEY], ids=["derived", "separate"])
-def test_round_trip(spark, persons, encryption_key: bytes | None) -> None:  # type: ignore[no-untyped-def]
+def test_round_trip(spark, persons, encryption_key: bytes | None) -> None:
     table = build_reidentification(persons, key=KEY, encryption_key=encryption_key).cache()
     try:
         decrypted = table.select(
@@ -60,20 +60,17 @@ def test_round_trip(spark, persons, encryption_key: bytes | None) -> None:  # ty
         table.unpersist()
 
 
-def test_ciphertext_is_standard_aes_gcm_under_the_derived_key(spark, persons) -> None:  # type: ignore[no-untyped-def]
+def test_ciphertext_is_standard_aes_gcm_under_the_derived_key(spark, persons) -> None:
     aesgcm = pytest.importorskip("cryptography.hazmat.primitives.ciphers.aead")
     derived = hmac.new(KEY, b"medspark-key:reidentification-aes-256-gcm", hashlib.sha256).digest()
-    row = (
-        build_reidentification(persons.where("person_id = 2"), key=KEY)
-        .where("identifier_system = 'ssn'")
-        .first()
-    )
+    row = build_reidentification(persons.where("person_id = 2"), key=KEY).where("identifier_system = 'ssn'").first()
+    assert row is not None
     blob = bytes(row["identifier_encrypted"])
     # Spark's layout: 12-byte IV, then ciphertext and 16-byte tag.
     assert aesgcm.AESGCM(derived).decrypt(blob[:12], blob[12:], None) == b"987654321"
 
 
-def test_wrong_key_fails_instead_of_returning_garbage(spark, persons) -> None:  # type: ignore[no-untyped-def]
+def test_wrong_key_fails_instead_of_returning_garbage(spark, persons) -> None:
     table = build_reidentification(persons.where("person_id = 2"), key=KEY, encryption_key=SEPARATE_KEY)
     with pytest.raises(Exception):  # noqa: B017 - Spark raises its own error class for a failed GCM tag
         table.select(decrypt_identifier(sf.col("identifier_encrypted"), KEY)).collect()

@@ -123,7 +123,9 @@ NPI_SYSTEM = "http://hl7.org/fhir/sid/us-npi"
 
 def record_columns(ddl: str) -> list[tuple[str, str]]:
     """``(name, type)`` pairs of a flat DDL string such as ``PERSON_RECORD`` (commas inside ``<>``/``()`` kept)."""
-    parts, depth, current = [], 0, []
+    parts: list[str] = []
+    current: list[str] = []
+    depth = 0
     for char in ddl:
         if char in "<(":
             depth += 1
@@ -145,8 +147,9 @@ def record_columns(ddl: str) -> list[tuple[str, str]]:
 def to_record(records: DataFrame, kind: str) -> DataFrame:
     """Select and cast ``records`` to the columns of a staged record kind, in order.
 
-    Columns of the kind that ``records`` lacks come out null; other columns are dropped. So a stager names only
-    the columns its source fills, and every stager's output unions with the others' by name.
+    Columns of the kind that ``records`` lacks come out null (identifier arrays: empty, never null); other
+    columns are dropped. So a stager names only the columns its source fills, and every stager's output unions
+    with the others' by name.
 
     Args:
         records: rows with (some of) the kind's columns.
@@ -159,9 +162,13 @@ def to_record(records: DataFrame, kind: str) -> DataFrame:
     if kind not in RECORDS:
         raise ValueError(f"unknown staged record kind {kind!r}: expected one of {', '.join(RECORDS)}")
     present = set(records.columns)
+
+    def absent(data_type: str) -> Column:
+        return sf.array() if data_type == IDENTIFIERS else sf.lit(None)
+
     return records.select(
         *[
-            (sf.col(name) if name in present else sf.lit(None)).cast(data_type).alias(name)
+            (sf.col(name) if name in present else absent(data_type)).cast(data_type).alias(name)
             for name, data_type in record_columns(RECORDS[kind])
         ]
     )
@@ -233,8 +240,7 @@ def identifier(system: Column | str, value: Column) -> Column:
 
 def identifiers(*items: Column) -> Column:
     """An identifier array from identifier structs and/or arrays of them: blank values dropped, duplicates once."""
-    arrays = [item for item in items]
-    merged = sf.concat(*[sf.coalesce(a, sf.array().cast(IDENTIFIERS)) for a in arrays])
+    merged = sf.concat(*[sf.coalesce(item, sf.array().cast(IDENTIFIERS)) for item in items])
     return sf.array_distinct(sf.filter(merged, lambda i: i["value"].isNotNull() & i["system"].isNotNull()))
 
 
@@ -299,9 +305,7 @@ def chosen_coding(codings: Column) -> Column:
     pick = sf.coalesce(sf.get(known, 0), sf.get(coded, 0))
     return sf.when(
         pick.isNotNull(),
-        sf.struct(
-            vocabulary_or_other(pick["system"]).alias("vocabulary_id"), sf.trim(pick["code"]).alias("code")
-        ),
+        sf.struct(vocabulary_or_other(pick["system"]).alias("vocabulary_id"), sf.trim(pick["code"]).alias("code")),
     )
 
 

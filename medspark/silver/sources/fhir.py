@@ -59,6 +59,7 @@ from medspark.silver.sources._common import (
 _CONDITIONAL = r"^[A-Za-z]+\?identifier=(?:([^|]*)\|)?(.+)$"
 _LITERAL_ID = r"(?:^|/)[A-Za-z]+/([A-Za-z0-9\-.]{1,64})(?:/_history/[^/]+)?$"
 _URN_UUID = "urn:uuid:"
+_FHIR_IDENTIFIERS = "array<struct<system:string,value:string,type_code:string>>"
 
 
 def _lineage(resources: DataFrame, source: str) -> DataFrame:
@@ -132,12 +133,13 @@ def stage_patients(patients: DataFrame) -> dict[str, DataFrame]:
     """
     rows = _lineage(patients, "fhir_patient")
     own = sf.transform(
-        sf.coalesce(sf.col("identifiers"), sf.array().cast("array<struct<system:string,value:string,type_code:string>>")),
+        sf.coalesce(sf.col("identifiers"), sf.array().cast(_FHIR_IDENTIFIERS)),
         lambda i: person_identifier(fhir_identifier_system(i["system"], i["type_code"]), i["value"]),
     )
     persons = rows.select(
         *LINEAGE,
         identifiers(one(identifier("fhir-patient", sf.col("resource_id"))), own).alias("identifiers"),
+        "birth_date",
         sf.col("gender").alias("gender_source"),
         sf.get(sf.col("race_codes"), 0).alias("race_source"),
         sf.get(sf.col("ethnicity_codes"), 0).alias("ethnicity_source"),
@@ -164,7 +166,7 @@ def stage_encounters(encounters: DataFrame) -> dict[str, DataFrame]:
     """
     rows = _lineage(encounters, "fhir_encounter")
     own = sf.transform(
-        sf.coalesce(sf.col("identifiers"), sf.array().cast("array<struct<system:string,value:string,type_code:string>>")),
+        sf.coalesce(sf.col("identifiers"), sf.array().cast(_FHIR_IDENTIFIERS)),
         lambda i: identifier(_visit_system(i["system"]), i["value"]),
     )
     provider = _provider_value(sf.col("practitioner_reference"))
@@ -202,8 +204,7 @@ def stage_encounters(encounters: DataFrame) -> dict[str, DataFrame]:
 # ---- clinical events ---------------------------------------------------------------------------------------------
 
 _EVENT_ITEM = (
-    "struct<vocabulary_id:string,code:string,value_as_number:double,value_source_value:string,"
-    "unit_source_value:string>"
+    "struct<vocabulary_id:string,code:string,value_as_number:double,value_source_value:string,unit_source_value:string>"
 )
 
 

@@ -52,15 +52,17 @@ def _person_identifiers() -> Column:
             sf.col("patient_identifiers"),
             sf.array().cast("array<struct<id:string,assigning_authority:string,identifier_type:string>>"),
         ),
-        lambda i: sf.when(i["identifier_type"] == "MR", identifier("mrn", i["id"]))
-        .when(i["identifier_type"] == "SS", identifier("ssn", ssn_digits(i["id"])))
-        .otherwise(
-            identifier(
-                sf.concat(
-                    sf.lit("other:"),
-                    sf.concat_ws("/", sf.coalesce(i["assigning_authority"], sf.lit("")), i["identifier_type"]),
-                ),
-                i["id"],
+        lambda i: (
+            sf.when(i["identifier_type"] == "MR", identifier("mrn", i["id"]))
+            .when(i["identifier_type"] == "SS", identifier("ssn", ssn_digits(i["id"])))
+            .otherwise(
+                identifier(
+                    sf.concat(
+                        sf.lit("other:"),
+                        sf.concat_ws("/", sf.coalesce(i["assigning_authority"], sf.lit("")), i["identifier_type"]),
+                    ),
+                    i["id"],
+                )
             )
         ),
     )
@@ -86,21 +88,20 @@ def stage_messages(messages: DataFrame) -> dict[str, DataFrame]:
     """
     segments = sf.col("segments")
     address = sf.col("patient_address")
-    rows = messages.transform(with_lineage, SOURCE, sf.col("message_datetime")).select(
-        *LINEAGE,
-        "*",
-        _person_identifiers().alias("_person_identifiers"),
-        _visit_identifiers().alias("_visit_identifiers"),
-        _has("PID").alias("_has_pid"),
-        _has("PV1").alias("_has_pv1"),
-        clean(hl7_field(segments, "PV1-3.4")).alias("_facility"),
-        clean(hl7_field(segments, "PV1-7.1")).alias("_attending_id"),
-        sf.concat_ws(
-            " ", clean(hl7_field(segments, "PV1-7.3")), clean(hl7_field(segments, "PV1-7.2"))
-        ).alias("_attending_name"),
-        hl7_field(segments, "DG1[*]-5").alias("_dg1_times"),
-    ).drop(*[c for c in LINEAGE])  # lineage was selected twice ("*" repeats it): keep one copy
-    rows = rows.transform(with_lineage, SOURCE, sf.col("message_datetime"))
+    rows = messages.transform(with_lineage, SOURCE, sf.col("message_datetime")).withColumns(
+        {
+            "_person_identifiers": _person_identifiers(),
+            "_visit_identifiers": _visit_identifiers(),
+            "_has_pid": _has("PID"),
+            "_has_pv1": _has("PV1"),
+            "_facility": clean(hl7_field(segments, "PV1-3.4")),
+            "_attending_id": clean(hl7_field(segments, "PV1-7.1")),
+            "_attending_name": sf.concat_ws(
+                " ", clean(hl7_field(segments, "PV1-7.3")), clean(hl7_field(segments, "PV1-7.2"))
+            ),
+            "_dg1_times": hl7_field(segments, "DG1[*]-5"),
+        }
+    )
 
     persons = rows.where(sf.col("_has_pid")).select(
         *LINEAGE,
@@ -165,18 +166,7 @@ def stage_messages(messages: DataFrame) -> dict[str, DataFrame]:
             sf.lit("condition").alias("event_kind"),
         ),
     )
-    observations = sf.transform(
-        sf.coalesce(sf.col("observations"), sf.array()),
-        lambda o: sf.struct(
-            vocabulary_or_other(o["coding_system"]).alias("vocabulary_id"),
-            clean(o["code"]).alias("code"),
-            sf.coalesce(o["observed_at"], sf.col("message_datetime")).alias("event_start"),
-            sf.when(o["value_type"].isin("NM", "SN"), o["value"].try_cast("double")).alias("value_as_number"),
-            o["value"].alias("value_source_value"),
-            clean(o["units"]).alias("unit_source_value"),
-            sf.lit("observation").alias("event_kind"),
-        ),
-    ) if False else _observation_items()
+    observations = _observation_items()
     items = sf.filter(sf.concat(diagnoses, observations), lambda e: e["code"].isNotNull())
     events = explode_items(rows.withColumn("_items", items), sf.col("_items")).select(
         *LINEAGE,

@@ -67,9 +67,9 @@ def stage_patients(patients: DataFrame) -> dict[str, DataFrame]:
     rows = patients.transform(with_lineage, "synthea_patients")
     persons = rows.select(
         *LINEAGE,
-        identifiers(
-            one(identifier("synthea", sf.col("Id"))), one(identifier("ssn", ssn_digits(sf.col("SSN"))))
-        ).alias("identifiers"),
+        identifiers(one(identifier("synthea", sf.col("Id"))), one(identifier("ssn", ssn_digits(sf.col("SSN"))))).alias(
+            "identifiers"
+        ),
         sf.col("BIRTHDATE").alias("birth_date"),
         sf.col("GENDER").alias("gender_source"),
         sf.col("RACE").alias("race_source"),
@@ -194,7 +194,10 @@ def stage_procedures(procedures: DataFrame) -> dict[str, DataFrame]:
 
 
 def stage_observations(observations: DataFrame) -> dict[str, DataFrame]:
-    """``synthea_observations`` -> ``event`` (``observation``, LOINC): ``VALUE_NUMERIC``, verbatim ``VALUE``, ``UNITS``."""
+    """``synthea_observations`` -> ``event`` (``observation``, LOINC): ``VALUE_NUMERIC``, ``VALUE`` verbatim, ``UNITS``.
+
+    ``CATEGORY`` (vital-signs, laboratory, survey...) is not kept: the domain comes from the LOINC concept.
+    """
     return _events(
         observations.transform(with_lineage, "synthea_observations"),
         vocabulary=sf.lit("LOINC"),
@@ -281,9 +284,7 @@ def stage_other(others: DataFrame) -> dict[str, DataFrame]:
         "care_site": to_record(organizations.where(sf.col("care_site_source_value").isNotNull()), "care_site"),
         "provider": to_record(providers.where(sf.col("provider_source_value").isNotNull()), "provider"),
         "event": staged_events["event"],
-        UNSTAGED: unstaged(
-            not_staged, sf.concat(sf.lit("not_staged:"), sf.coalesce(table, sf.lit("unknown")))
-        )
+        UNSTAGED: unstaged(not_staged, sf.concat(sf.lit("not_staged:"), sf.coalesce(table, sf.lit("unknown"))))
         .unionByName(unstaged(rows.where(no_id), "missing_identifier"))
         .unionByName(staged_events[UNSTAGED]),
     }
