@@ -54,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("silver", help="conform new bronze batches to OMOP CDM v5.4 silver (gated, pseudonymised)")
 
+    commands.add_parser("research", help="refresh the de-identified research views of silver (what gold reads)")
+
     hist = commands.add_parser("history", help="Delta history of a table, e.g. bronze/fhir_patient")
     hist.add_argument("table", help="<layer>/<table> or a table name searched in bronze, quarantine, ops")
     hist.add_argument("--limit", type=_positive_int, default=20)
@@ -146,6 +148,16 @@ def cmd_silver(args: argparse.Namespace, config: MedsparkConfig) -> int:
     return 0
 
 
+def cmd_research(args: argparse.Namespace, config: MedsparkConfig) -> int:
+    """``medspark research``: refresh the Safe-Harbour research views."""
+    from medspark.privacy.job import build_research
+    from medspark.spark import build_session
+
+    spark = build_session(config)
+    print(build_research(spark, config).summary())
+    return 0
+
+
 def cmd_history(args: argparse.Namespace, config: MedsparkConfig) -> int:
     """``medspark history TABLE``."""
     from medspark.io.delta import history, table_exists
@@ -173,6 +185,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, MedsparkConfig], int]] = {
     "ingest": cmd_ingest,
     "pipeline": cmd_pipeline,
     "silver": cmd_silver,
+    "research": cmd_research,
     "history": cmd_history,
 }
 

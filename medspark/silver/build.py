@@ -75,9 +75,17 @@ def collapse(rows: DataFrame, key: str) -> DataFrame:
         .where(sf.col("_rank") == 1).drop("_rank")
 
 
-def best_non_null(column: str) -> Column:
+def _latest_key() -> Column:
+    """Ordering for person attributes (larger is better): the latest delivery first (a later bronze batch carries
+    a correction, e.g. an HL7 A08 update), then source priority, then version, then hash."""
+    return sf.struct(sf.col("_batch_id"), -sf.col("_priority"), sf.col("_source_version"),
+                     sf.col("_source_record_hash"))
+
+
+def best_non_null(column: str, rank: Column | None = None) -> Column:
     """Aggregate: the value of ``column`` from the best record that has one (null when no record has one)."""
-    return sf.max_by(sf.col(column), sf.when(sf.col(column).isNotNull(), _rank_key())).alias(column)
+    key = _rank_key() if rank is None else rank
+    return sf.max_by(sf.col(column), sf.when(sf.col(column).isNotNull(), key)).alias(column)
 
 
 def _date(ts: Column) -> Column:
@@ -102,15 +110,16 @@ PERSON_ATTRIBUTES = ("birth_date", "gender_source", "race_source", "ethnicity_so
 
 
 def build_person_attributes(person_sources: DataFrame) -> DataFrame:
-    """One row per person: every attribute from the best record that has it.
+    """One row per person: every attribute from the latest record that has it (see :func:`_latest_key`).
 
     Input: ``person_id``, the attributes in ``PERSON_ATTRIBUTES``, ``person_source_value`` and the record columns
-    ``_priority``, ``_source``, ``_source_version``, ``_source_record_hash``. Output: ``person_id``, the attributes,
-    ``person_source_value`` (the smallest), lineage of the best record, ``_n_records``.
+    ``_batch_id``, ``_priority``, ``_source``, ``_source_version``, ``_source_record_hash``. Output:
+    ``person_id``, the attributes, ``person_source_value`` (the smallest), lineage of the best record,
+    ``_n_records``.
     """
-    best = sf.max_by(sf.struct("_source", "_source_record_hash", "_source_version"), _rank_key())
+    best = sf.max_by(sf.struct("_source", "_source_record_hash", "_source_version"), _latest_key())
     return person_sources.groupBy("person_id").agg(
-        *[best_non_null(a) for a in PERSON_ATTRIBUTES],
+        *[best_non_null(a, _latest_key()) for a in PERSON_ATTRIBUTES],
         sf.min("person_source_value").alias("person_source_value"),
         best.alias("_best"),
         sf.count(sf.lit(1)).alias("_n_records"),

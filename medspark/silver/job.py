@@ -36,6 +36,7 @@ from medspark.io.runlog import RunRecord, TableCounts, new_run_id, write_run
 from medspark.logs import Progress
 from medspark.privacy.keys import load_key
 from medspark.privacy.pseudonym import pseudonymise
+from medspark.privacy.reid import build_reidentification
 from medspark.silver import build, omop
 from medspark.silver.resolve import resolve
 from medspark.silver.runs import SilverPlan, SilverRuns, committed_bronze_batch
@@ -104,20 +105,26 @@ def _stage(bronze: dict[str, DataFrame]) -> dict[str, DataFrame | None]:
     return {k: reduce(lambda a, b: a.unionByName(b), v) if v else None for k, v in parts.items()}
 
 
-def _pseudonymise_identifiers(column: str, key: bytes, config: MedsparkConfig) -> sf.Column:
-    """Identifiers with systems made canonical and values replaced by their keyed pseudonyms."""
-    equivalent = config.silver.matching.equivalent_systems
+def _canonical_system(system: sf.Column, config: MedsparkConfig) -> sf.Column:
+    out = system
+    for alias, target in config.silver.matching.equivalent_systems.items():
+        out = sf.when(system == alias, sf.lit(target)).otherwise(out)
+    return out
 
-    def canonical(system: sf.Column) -> sf.Column:
-        out = system
-        for alias, target in equivalent.items():
-            out = sf.when(system == alias, sf.lit(target)).otherwise(out)
-        return out
 
+def _canonical_identifiers(column: str, config: MedsparkConfig) -> sf.Column:
+    """Identifiers with canonical systems and blank values dropped (still in clear)."""
     return sf.transform(
         sf.filter(sf.col(column), lambda i: i["value"].isNotNull() & (sf.trim(i["value"]) != "")),
-        lambda i: sf.struct(canonical(i["system"]).alias("system"),
-                            pseudonymise(sf.trim(i["value"]), key, domain=canonical(i["system"])).alias("value")))
+        lambda i: sf.struct(_canonical_system(i["system"], config).alias("system"), sf.trim(i["value"]).alias("value")))
+
+
+def _pseudonymise_identifiers(column: str, key: bytes, config: MedsparkConfig) -> sf.Column:
+    """Identifiers with systems made canonical and values replaced by their keyed pseudonyms."""
+    return sf.transform(
+        _canonical_identifiers(column, config),
+        lambda i: sf.struct(i["system"].alias("system"),
+                            pseudonymise(i["value"], key, domain=i["system"]).alias("value")))
 
 
 def _nodes(column: str, link_systems: tuple[str, ...]) -> sf.Column:
@@ -189,11 +196,15 @@ def _record_key(columns: list[str]) -> sf.Column:
     return sf.concat_ws(":", "_source", "_source_record_hash", content)
 
 
-def _prepare(records: DataFrame, key: bytes, config: MedsparkConfig, id_columns: dict[str, str]) -> DataFrame:
+def _prepare(records: DataFrame, key: bytes, config: MedsparkConfig, id_columns: dict[str, str],
+             keep_clear: str | None = None) -> DataFrame:
     """Pseudonymise the identifier arrays named in ``id_columns`` (array column → node column), add priority and a
-    record key that is unique per staged record."""
+    record key that is unique per staged record. ``keep_clear`` names a column to keep the clear identifiers in
+    (only for the restricted re-identification table; never written to silver)."""
     link = config.silver.matching.link_systems
     out = records.withColumn("_record_key", _record_key(records.columns))
+    if keep_clear:
+        out = out.withColumn(keep_clear, _canonical_identifiers("identifiers", config))
     for column, nodes in id_columns.items():
         out = out.withColumn(column, _pseudonymise_identifiers(column, key, config))
         all_systems = nodes.startswith("_v")  # visit identifiers: every system links
@@ -224,7 +235,9 @@ def _build(spark: SparkSession, config: MedsparkConfig, plan: SilverPlan, key: b
 
     # ---- persons ------------------------------------------------------------------------------------------------
     progress.step("resolve persons and visits")
-    persons = keep(_prepare(staged["person"], key, config, {"identifiers": "_nodes"})) \
+    reid = settings.privacy.reidentification_table
+    persons = keep(_prepare(staged["person"], key, config, {"identifiers": "_nodes"},
+                            keep_clear="_clear_identifiers" if reid else None)) \
         if staged["person"] is not None else None
     old_person_xwalk = _read_or_empty(spark, silver("person_identifier"), "node string, subject_id bigint")
     if persons is not None:
@@ -275,7 +288,7 @@ def _build(spark: SparkSession, config: MedsparkConfig, plan: SilverPlan, key: b
             .transform(map_values, vocabulary, "ethnicity_source", "ethnicity_concept_id", "ethnicity") \
             .select("person_id", *[c for c in build.PERSON_ATTRIBUTES], sf.array_min("_nodes").alias("_node"),
                     sf.array_min("_nodes").alias("person_source_value"), "_source", "_source_record_hash",
-                    "_source_version", "_priority", sf.lit(seq).cast("long").alias("_run_seq"))
+                    "_source_version", "_batch_id", "_priority", sf.lit(seq).cast("long").alias("_run_seq"))
         attributes_in = keep(attributes_in)
         affected = keep(attributes_in.select("person_id").distinct())
         earlier = _read_or_empty(spark, silver(PERSON_SOURCES), attributes_in.drop("person_id").schema)
@@ -404,9 +417,15 @@ def _build(spark: SparkSession, config: MedsparkConfig, plan: SilverPlan, key: b
 
     for table in omop.TABLES:
         if table in passed and table != "observation_period":
-            _merge_table(spark, silver(table), table, passed[table], settings.source_priority)
+            if sizes.get(table, 0) == 0:
+                _ensure_table(spark, silver(table), passed[table].select(*omop.columns(table)))
+            else:
+                _merge_table(spark, silver(table), table, passed[table], settings.source_priority)
     if "person" in passed:
-        _merge_history(spark, silver(HISTORY_TABLE), passed["person"])
+        _merge_history(spark, silver(HISTORY_TABLE), passed["person"], plan.planned_at)
+    if reid and persons is not None:
+        _merge_reidentification(spark, config.table_path("restricted", "reidentification"), build_reidentification(
+            persons.where(sf.col("person_id").isNotNull()), key=key, identifiers_column="_clear_identifiers"))
     if affected is not None or "visit_occurrence" in passed:
         _refresh_observation_periods(spark, config, passed)
     for frame in cached:
@@ -463,6 +482,12 @@ def _accounting(candidates: dict[str, DataFrame], passed: dict[str, DataFrame],
     return out
 
 
+def _ensure_table(spark: SparkSession, path: str, rows: DataFrame) -> None:
+    """Create an empty table with the rows' schema if none exists (every CDM table exists after a run)."""
+    if not table_exists(spark, path):
+        rows.limit(0).write.format("delta").mode("append").save(path)
+
+
 def _merge_crosswalk(spark: SparkSession, path: str, rows: DataFrame) -> None:
     """Upsert crosswalk rows (``node`` → ``subject_id``): idempotent, so a replayed run changes nothing."""
     if not table_exists(spark, path):
@@ -509,19 +534,29 @@ def _merge_table(spark: SparkSession, path: str, table: str, rows: DataFrame,
     merge.whenNotMatchedInsertAll().execute()
 
 
+def _merge_reidentification(spark: SparkSession, path: str, rows: DataFrame) -> None:
+    """Insert (person, system, pseudonym) mappings not yet in the restricted table; existing ones are kept."""
+    if not table_exists(spark, path):
+        rows.limit(0).write.format("delta").save(path)
+    DeltaTable.forPath(spark, path).alias("t").merge(
+        rows.alias("s"), "t.person_id = s.person_id AND t.identifier_system = s.identifier_system "
+        "AND t.identifier_pseudonym = s.identifier_pseudonym").whenNotMatchedInsertAll().execute()
+
+
 def _content_hash(table: str) -> sf.Column:
     cdm = [f.name for f in omop.cdm_schema(table).fields]
     return sf.sha2(sf.to_json(sf.struct(*cdm)), 256)
 
 
-def _merge_history(spark: SparkSession, path: str, persons: DataFrame) -> None:
+def _merge_history(spark: SparkSession, path: str, persons: DataFrame, valid_from: dt.datetime | None) -> None:
     """Type-2 history of ``person``: a new version when a person's CDM content changes.
 
-    ``valid_from`` is the source version of the record that made the change (not the wall clock), so replaying a
-    run writes the same history. The open version has ``valid_to`` null and ``is_current`` true.
+    ``valid_from`` is the time the silver run was planned (recorded in ``ops/silver_runs``), not the wall clock at
+    write time and not a source's own clock (sources disagree), so replaying a run writes the same history. The
+    open version has ``valid_to`` null and ``is_current`` true.
     """
     incoming = persons.select(*omop.columns("person"), _content_hash("person").alias("_content_hash"),
-                              sf.col("_source_version").alias("valid_from"))
+                              sf.lit(valid_from).cast("timestamp").alias("valid_from"))
     if not table_exists(spark, path):
         incoming.limit(0).select("*", sf.lit(None).cast("timestamp").alias("valid_to"),
                                  sf.lit(True).alias("is_current")).write.format("delta").save(path)

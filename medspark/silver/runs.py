@@ -42,6 +42,7 @@ class SilverPlan:
     to_batch: int  # inclusive
     run_id: str
     replay: bool = False
+    planned_at: dt.datetime | None = None  # when the range was planned: the run's logical time (history rows)
 
 
 def committed_bronze_batch(spark: SparkSession, config: MedsparkConfig) -> int:
@@ -84,7 +85,7 @@ class SilverRuns:
             if open_runs:
                 row = open_runs[0]
                 return SilverPlan(int(row["run_seq"]), int(row["from_batch"]), int(row["to_batch"]), row["run_id"],
-                                  replay=True)
+                                  replay=True, planned_at=row["at"])
             top = entries.where("state = 'committed'").agg(sf.max("run_seq"), sf.max("to_batch")).first()
             last_seq = int(top[0]) if top and top[0] is not None else 0
             last_batch = int(top[1]) if top and top[1] is not None else 0
@@ -95,12 +96,12 @@ class SilverRuns:
         plan = SilverPlan(last_seq + 1, last_batch, upto, run_id)
         self._append(plan, "planned")
         owner = self._entries().where(  # type: ignore[union-attr]
-            (sf.col("run_seq") == plan.run_seq) & (sf.col("state") == "planned")).select("run_id").first()
+            (sf.col("run_seq") == plan.run_seq) & (sf.col("state") == "planned")).select("run_id", "at").first()
         if owner is None or owner["run_id"] != run_id:
             raise ConcurrentRunError(
                 f"silver run {plan.run_seq} was planned by another silver run at the same time; "
                 "run one silver build per lakehouse at a time (this run wrote nothing)")
-        return plan
+        return SilverPlan(plan.run_seq, plan.from_batch, plan.to_batch, run_id, planned_at=owner["at"])
 
     def _append(self, plan: SilverPlan, state: str) -> None:
         frame = self.spark.createDataFrame(

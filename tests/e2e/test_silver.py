@@ -50,10 +50,9 @@ def _truth(src: Path) -> list[dict[str, str]]:
 def built(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> dict:
     root = tmp_path_factory.mktemp("silver")
     src = root / "src"
-    generate(src, patients=PATIENTS, seed=5, defect_rate=0.02, chunk_patients=100, workers=1)
+    generate(src, patients=PATIENTS, seed=1, defect_rate=0.02, chunk_patients=100, workers=1)
     config = _config(root / "lh")
     ingest(spark, config, str(src))
-    shutil.copytree(root / "lh", root / "bronze-only")  # for the crash test
     first = build_silver(spark, config)
     return {"root": root, "src": src, "config": config, "first": first}
 
@@ -126,29 +125,58 @@ def test_a_rerun_is_a_no_op(spark: SparkSession, built: dict) -> None:
     assert {t: _table(spark, lakehouse, "silver", t).inputFiles() for t in versions} == versions
 
 
-def test_a_killed_run_resumes_to_the_same_tables(spark: SparkSession, built: dict,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_late_hl7_a08_update_changes_the_person_keeps_history_and_survives_a_kill(
+        spark: SparkSession, built: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    lakehouse, config = built["root"] / "lh", built["config"]
     crashed = built["root"] / "crashed"
-    shutil.copytree(built["root"] / "bronze-only", crashed)
-    config = _config(crashed)
+    shutil.copytree(lakehouse, crashed)  # the same lakehouse, to replay the update with a kill in the middle
+    patient = _truth(built["src"])[0]
+    ssn = patient["ssn"]
+    # A demographic update (new address) for a known patient, delivered after the first silver run.
+    a08 = "\r".join([
+        "MSH|^~\\&|MEDSPARK-ADT|MEDSPARK GENERAL|MEDSPARK-LAKE|MEDSPARK|20261101090000-0500||ADT^A08^ADT_A01|"
+        "UPD0000000001|P|2.5",
+        "EVN|A08|20261101090000-0500",
+        f"PID|1||{patient['mrn']}^^^MEDSPARK^MR~{ssn}^^^SSA^SS||DOE^JANE||{patient['birth_date'].replace('-', '')}|"
+        f"{patient['sex']}|||1 Elm Street^^Worcester^MA^01608^USA^H||||||||{ssn}",
+    ]) + "\r"
+    update_dir = built["root"] / "src" / "hl7v2-late"
+    update_dir.mkdir()
+    (update_dir / "a08.hl7").write_bytes(a08.encode("utf-8"))
+    ingest(spark, config, str(built["root"] / "src"))
+    result = build_silver(spark, config)
+    assert result.plan is not None and result.plan.from_batch == built["first"].plan.to_batch  # only the new batch
+    persons = _table(spark, lakehouse, "silver", "person")
+    assert persons.count() == PATIENTS  # the update joined the known person through MRN and SSN
+    locations = _table(spark, lakehouse, "silver", "location").where("zip = '01608' AND city = 'Worcester'")
+    assert locations.count() == 1
+    new_location = locations.first()["location_id"]
+    updated = persons.where(sf.col("location_id") == new_location).collect()
+    assert len(updated) == 1
+    history = _table(spark, lakehouse, "silver", "person_history").where(
+        sf.col("person_id") == updated[0]["person_id"]).orderBy("valid_from").collect()
+    assert [h["is_current"] for h in history] == [False, True]
+    assert history[0]["valid_to"] == history[1]["valid_from"]
+    assert history[0]["location_id"] != new_location and history[1]["location_id"] == new_location
+
+    # The same delivery on the copy, with the silver run killed after its first MERGE, then run again.
+    crashed_config = _config(crashed)
+    ingest(spark, crashed_config, str(built["root"] / "src"))
     real_merge = silver_job._merge_table
-    calls = {"n": 0}
 
     def dying_merge(*args, **kwargs):  # type: ignore[no-untyped-def]
-        calls["n"] += 1
-        if calls["n"] == 4:  # after person, observation... some tables merged, others not
-            raise KeyboardInterrupt("killed")
-        return real_merge(*args, **kwargs)
+        real_merge(*args, **kwargs)
+        raise KeyboardInterrupt("killed")
 
     monkeypatch.setattr(silver_job, "_merge_table", dying_merge)
     with pytest.raises(KeyboardInterrupt):
-        build_silver(spark, config)
+        build_silver(spark, crashed_config)
     monkeypatch.setattr(silver_job, "_merge_table", real_merge)
-    resumed = build_silver(spark, config)
-    assert resumed.plan is not None and resumed.plan.replay
-    for table in omop.TABLES:
-        path = crashed / "silver" / table
-        if not path.exists():
-            continue
-        expected = _table(spark, built["root"] / "lh", "silver", table)
-        assertDataFrameEqual(_table(spark, crashed, "silver", table), expected)
+    resumed = build_silver(spark, crashed_config)
+    assert resumed.plan is not None and resumed.plan.replay and resumed.plan.run_seq == result.plan.run_seq
+    for table in (*omop.TABLES, "person_identifier", "visit_identifier"):
+        assertDataFrameEqual(_table(spark, crashed, "silver", table), _table(spark, lakehouse, "silver", table))
+    # history rows are stamped with each lakehouse's own planning time: compare everything else
+    timeless = ("valid_from", "valid_to")
+    assertDataFrameEqual(_table(spark, crashed, "silver", "person_history").drop(*timeless),
+                         _table(spark, lakehouse, "silver", "person_history").drop(*timeless))
