@@ -25,8 +25,10 @@ sample: install .sample-pseudonym-key
 	MEDSPARK_PSEUDONYM_KEY=$${MEDSPARK_PSEUDONYM_KEY:-$$(cat .sample-pseudonym-key)} \
 	  $(BIN)/medspark --lakehouse lakehouse pipeline --source sample-data
 
+# Two pytest workers, each with its own SparkSession (local[2]); a test file stays on one worker, so module
+# fixtures (a generated population, a built lakehouse) are built once.
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 lint: install
 	$(BIN)/ruff check medspark jobs tests bench

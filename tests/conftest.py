@@ -9,6 +9,12 @@ from pathlib import Path
 
 import pytest
 
+import __main__
+
+# Under pytest-xdist the worker's __main__ has neither __spec__ nor __file__, which pyspark.sql.connect takes for
+# a doctest run and answers with sys.exit(0) when Great Expectations imports it. Give __main__ a file name.
+if getattr(__main__, "__spec__", None) is None and not hasattr(__main__, "__file__"):
+    __main__.__file__ = "pytest-xdist-worker"
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 # Python workers must run this interpreter (the venv's, with pyarrow/pandas), not the system python.

@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from functools import reduce
+from functools import partial, reduce
 
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
@@ -407,20 +409,25 @@ def _build(spark: SparkSession, config: MedsparkConfig, plan: SilverPlan, key: b
             sf.lit(1).cast("long").alias("_n_records"), sf.lit(None).cast("string").alias("_row")))
     quarantined = keep(reduce(DataFrame.unionByName, quarantine_rows)) if quarantine_rows else None
     result.tables = _accounting(candidates, passed, quarantined)
+    # Writes to different tables are independent and each one is idempotent: run them concurrently (Spark takes
+    # jobs from several driver threads; small MERGEs spend most of their time in Delta's driver-side commit).
+    writes: list[Callable[[], None]] = []
     if quarantined is not None:
         for counts in result.tables:
             if counts.rows_quarantined:
-                append_idempotent(
+                writes.append(partial(
+                    append_idempotent,
                     quarantined.where(sf.col("_table") == counts.table).withColumn("_run_id", sf.lit(result.run_id)),
                     config.table_path("quarantine", f"silver_{counts.table}"),
-                    app_id=f"medspark.silver.quarantine.{counts.table}", version=seq)
-
+                    app_id=f"medspark.silver.quarantine.{counts.table}", version=seq))
     for table in omop.TABLES:
         if table in passed and table != "observation_period":
             if sizes.get(table, 0) == 0:
-                _ensure_table(spark, silver(table), passed[table].select(*omop.columns(table)))
+                writes.append(partial(_ensure_table, spark, silver(table), passed[table].select(*omop.columns(table))))
             else:
-                _merge_table(spark, silver(table), table, passed[table], settings.source_priority)
+                writes.append(partial(_merge_table, spark, silver(table), table, passed[table],
+                                      settings.source_priority))
+    _run_concurrently(writes)
     if "person" in passed:
         _merge_history(spark, silver(HISTORY_TABLE), passed["person"], plan.planned_at)
     if reid and persons is not None:
@@ -480,6 +487,14 @@ def _accounting(candidates: dict[str, DataFrame], passed: dict[str, DataFrame],
         out.append(TableCounts(table=r["t"], rows_read=int(r["in"] or 0), rows_written=int(r["ok"] or 0),
                                rows_quarantined=int(r["q"] or 0)))
     return out
+
+
+def _run_concurrently(writes: list[Callable[[], None]], threads: int = 4) -> None:
+    """Run independent writes on a few driver threads; the first failure is raised after the others finish."""
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="silver-write") as pool:
+        futures = [pool.submit(write) for write in writes]
+    for future in futures:
+        future.result()
 
 
 def _ensure_table(spark: SparkSession, path: str, rows: DataFrame) -> None:
