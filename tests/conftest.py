@@ -12,9 +12,10 @@ import pytest
 import __main__
 
 # Under pytest-xdist the worker's __main__ has neither __spec__ nor __file__, which pyspark.sql.connect takes for
-# a doctest run and answers with sys.exit(0) when Great Expectations imports it. Give __main__ a file name.
+# a doctest run and answers with sys.exit(0) when Great Expectations imports it. Give __main__ a real file that
+# does nothing: process pools started by the tests (the generator's) re-run it in their workers.
 if getattr(__main__, "__spec__", None) is None and not hasattr(__main__, "__file__"):
-    __main__.__file__ = "pytest-xdist-worker"
+    __main__.__file__ = str(Path(__file__).with_name("_xdist_main.py"))
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 # Python workers must run this interpreter (the venv's, with pyarrow/pandas), not the system python.
