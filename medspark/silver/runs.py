@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as sf
 from pyspark.sql import types as T
 
@@ -69,7 +69,7 @@ class SilverRuns:
         self.spark = spark
         self.path = config.table_path("ops", "silver_runs")
 
-    def _entries(self):  # type: ignore[no-untyped-def]
+    def _entries(self) -> DataFrame | None:
         if not table_exists(self.spark, self.path):
             return None
         return self.spark.read.format("delta").load(self.path)
@@ -95,7 +95,9 @@ class SilverRuns:
             return None
         plan = SilverPlan(last_seq + 1, last_batch, upto, run_id)
         self._append(plan, "planned")
-        owner = self._entries().where(  # type: ignore[union-attr]
+        entries = self._entries()
+        assert entries is not None  # just written
+        owner = entries.where(
             (sf.col("run_seq") == plan.run_seq) & (sf.col("state") == "planned")).select("run_id", "at").first()
         if owner is None or owner["run_id"] != run_id:
             raise ConcurrentRunError(
