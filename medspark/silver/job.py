@@ -48,7 +48,6 @@ log = logging.getLogger(__name__)
 HISTORY_TABLE = "person_history"
 PERSON_SOURCES = "_person_source"  # work table: every person record's attributes (no direct identifiers)
 KINDS = ("person", "visit", "event", "claim", "provider", "care_site")
-IDENTIFIER = "array<struct<system:string,value:string>>"
 
 
 @dataclass
@@ -509,8 +508,7 @@ def _ensure_table(spark: SparkSession, path: str, rows: DataFrame) -> None:
 
 def _merge_crosswalk(spark: SparkSession, path: str, rows: DataFrame) -> None:
     """Upsert crosswalk rows (``node`` → ``subject_id``): idempotent, so a replayed run changes nothing."""
-    if not table_exists(spark, path):
-        rows.limit(0).write.format("delta").mode("append").save(path)
+    _ensure_table(spark, path, rows)
     DeltaTable.forPath(spark, path).alias("t").merge(rows.alias("s"), "t.node = s.node") \
         .whenMatchedUpdate(condition="t.subject_id <> s.subject_id", set={"subject_id": "s.subject_id"}) \
         .whenNotMatchedInsertAll().execute()
@@ -535,8 +533,7 @@ def _merge_table(spark: SparkSession, path: str, table: str, rows: DataFrame,
     """
     key = omop.PRIMARY_KEY[table]
     frame = rows.select(*omop.columns(table))
-    if not table_exists(spark, path):
-        frame.limit(0).write.format("delta").mode("append").save(path)
+    _ensure_table(spark, path, frame)
     merge = DeltaTable.forPath(spark, path).alias("t").merge(frame.alias("s"), f"t.{key} = s.{key}")
     if table == "payer_plan_period":
         merge = merge.whenMatchedUpdate(set={
@@ -555,8 +552,7 @@ def _merge_table(spark: SparkSession, path: str, table: str, rows: DataFrame,
 
 def _merge_reidentification(spark: SparkSession, path: str, rows: DataFrame) -> None:
     """Insert (person, system, pseudonym) mappings not yet in the restricted table; existing ones are kept."""
-    if not table_exists(spark, path):
-        rows.limit(0).write.format("delta").save(path)
+    _ensure_table(spark, path, rows)
     DeltaTable.forPath(spark, path).alias("t").merge(
         rows.alias("s"), "t.person_id = s.person_id AND t.identifier_system = s.identifier_system "
         "AND t.identifier_pseudonym = s.identifier_pseudonym").whenNotMatchedInsertAll().execute()
