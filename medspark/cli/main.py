@@ -56,6 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("research", help="refresh the de-identified research views of silver (what gold reads)")
 
+    ana = commands.add_parser("analyze", help="gold analytics on the research views: stats, rules, sequences, ...")
+    ana.add_argument("analysis", nargs="?", default="all", choices=("all", "stats", "rules", "sequences",
+                                                                     "segments", "risk"))
+    ana.add_argument("--spec", help="with `risk`: train the model spec conf/models/<SPEC>.yaml instead")
+
     hist = commands.add_parser("history", help="Delta history of a table, e.g. bronze/fhir_patient")
     hist.add_argument("table", help="<layer>/<table> or a table name searched in bronze, quarantine, ops")
     hist.add_argument("--limit", type=_positive_int, default=20)
@@ -158,6 +163,18 @@ def cmd_research(args: argparse.Namespace, config: MedsparkConfig) -> int:
     return 0
 
 
+def cmd_analyze(args: argparse.Namespace, config: MedsparkConfig) -> int:
+    """``medspark analyze [stats|rules|sequences|segments|risk|all] [--spec NAME]``."""
+    from medspark.gold.job import analyze
+    from medspark.spark import build_session
+
+    if args.spec is not None and args.analysis != "risk":
+        raise UsageError("--spec is only for `analyze risk`")
+    spark = build_session(config)
+    print(analyze(spark, config, args.analysis, spec=args.spec).summary())
+    return 0
+
+
 def cmd_history(args: argparse.Namespace, config: MedsparkConfig) -> int:
     """``medspark history TABLE``."""
     from medspark.io.delta import history, table_exists
@@ -186,6 +203,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, MedsparkConfig], int]] = {
     "pipeline": cmd_pipeline,
     "silver": cmd_silver,
     "research": cmd_research,
+    "analyze": cmd_analyze,
     "history": cmd_history,
 }
 

@@ -102,6 +102,65 @@ class SilverSettings(_Strict):
     privacy: PrivacySettings = PrivacySettings()
 
 
+class RulesSettings(_Strict):
+    """FP-growth association rules (comorbidity and co-medication)."""
+
+    min_support: float = Field(default=0.02, gt=0.0, le=1.0)
+    drug_min_support: float = Field(default=0.01, gt=0.0, le=1.0)
+    min_confidence: float = Field(default=0.5, ge=0.0, le=1.0)
+    min_lift: float = Field(default=1.5, ge=0.0)
+
+
+class SequenceSettings(_Strict):
+    """PrefixSpan disease trajectories."""
+
+    min_support: float = Field(default=0.02, gt=0.0, le=1.0)
+    max_pattern_length: int = Field(default=3, ge=1, le=10)
+    grain: Literal["visit", "month"] = "visit"
+
+
+class SegmentSettings(_Strict):
+    """k-means patient segments: k is chosen by silhouette over ``k_values``."""
+
+    k_values: tuple[int, ...] = (2, 3, 4, 5, 6)
+    max_iter: int = Field(default=50, ge=1)
+
+    @field_validator("k_values")
+    @classmethod
+    def _k_at_least_two(cls, values: tuple[int, ...]) -> tuple[int, ...]:
+        if not values or min(values) < 2:
+            raise ValueError("k_values must list at least one k, each >= 2")
+        return tuple(sorted(set(values)))
+
+
+class RiskSettings(_Strict):
+    """Readmission random forest (and the logistic baseline); the grid is small on purpose (2 cores)."""
+
+    test_fraction: float = Field(default=0.25, gt=0.0, lt=1.0)
+    num_trees: tuple[int, ...] = (30, 60)
+    max_depth: tuple[int, ...] = (4, 8)
+    folds: int = Field(default=3, ge=2, le=10)
+    # Directory of model specs (``<name>.yaml``) for ``analyze risk --spec NAME``; default conf/models.
+    models_dir: str | None = None
+    # Root that relative data paths in a spec are resolved against (e.g. a folder of public datasets).
+    data_root: str | None = None
+
+
+class GoldSettings(_Strict):
+    """Gold analytics. They read the de-identified research views unless ``read_layer`` says silver."""
+
+    read_layer: Literal["research", "silver"] = "research"
+    # Counts from 1 to this value (and rates derived from them) are suppressed in published tables.
+    min_cell_count: int = Field(default=10, ge=1)
+    # Reference date for ages and censoring (ISO date). Default: the latest observation-period end in the data.
+    as_of: dt.date | None = None
+    seed: int = 42
+    rules: RulesSettings = RulesSettings()
+    sequences: SequenceSettings = SequenceSettings()
+    segments: SegmentSettings = SegmentSettings()
+    risk: RiskSettings = RiskSettings()
+
+
 class MedsparkConfig(_Strict):
     """The whole configuration of one run."""
 
@@ -112,6 +171,7 @@ class MedsparkConfig(_Strict):
     ingest: IngestSettings = IngestSettings()
     generate: GenerateSettings = GenerateSettings()
     silver: SilverSettings = SilverSettings()
+    gold: GoldSettings = GoldSettings()
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     def table_path(self, layer: str, table: str) -> str:

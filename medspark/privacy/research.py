@@ -65,6 +65,8 @@ CODE_SOURCE_VALUES = frozenset(
         "disease_status_source_value",
         "payer_source_value",
         "plan_source_value",
+        "revenue_code_source_value",
+        "drg_source_value",
     }
 )
 
@@ -117,6 +119,9 @@ RESEARCH_TABLES: Mapping[str, ResearchTable] = MappingProxyType(
         "observation": ResearchTable(("observation_date",), ("observation_datetime",)),
         "death": ResearchTable(("death_date",), ("death_datetime",)),
         "payer_plan_period": ResearchTable(("payer_plan_period_start_date", "payer_plan_period_end_date")),
+        # No person_id and no dates: rows reach a person only through cost_event_id (a visit id), so the view only
+        # drops system and free-text columns.
+        "cost": ResearchTable(),
     }
 )
 
@@ -289,6 +294,9 @@ def build_research_view(
         return deidentify_location(frame)
     if table_name == "person":
         view = deidentify_person(frame, as_of=as_of)
+    elif "person_id" not in frame.columns:
+        dropped = [name for name in frame.columns if is_free_text(name)] + _system_columns(frame.columns)
+        return frame.drop(*dropped)
     else:
         if persons is not None:
             kept = persons.select(sf.col("person_id").alias("_kept_person_id"))

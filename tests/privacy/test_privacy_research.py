@@ -277,10 +277,26 @@ def test_research_view_of_person_and_location(spark, persons) -> None:
     )
 
 
+def test_cost_view_drops_system_columns_and_keeps_codes(spark) -> None:
+    costs = spark.createDataFrame(
+        [(1, 77, "Visit", 120.5, "0450", "drg-x", "a note", "hash")],
+        "cost_id long, cost_event_id long, cost_domain_id string, total_charge double, "
+        "revenue_code_source_value string, drg_source_value string, stop_reason string, _source_record_hash string",
+    )
+    assertDataFrameEqual(
+        build_research_view("cost", costs, key=KEY, as_of=AS_OF),
+        spark.createDataFrame(
+            [(1, 77, "Visit", 120.5, "0450", "drg-x")],
+            "cost_id long, cost_event_id long, cost_domain_id string, total_charge double, "
+            "revenue_code_source_value string, drg_source_value string",
+        ),
+    )
+
+
 def test_research_tables_and_bad_arguments(spark) -> None:
     assert set(RESEARCH_TABLES) == {
         "person", "location", "observation_period", "visit_occurrence", "condition_occurrence", "drug_exposure",
-        "procedure_occurrence", "measurement", "observation", "death", "payer_plan_period",
+        "procedure_occurrence", "measurement", "observation", "death", "payer_plan_period", "cost",
     }  # fmt: skip
     assert RESEARCH_TABLES["drug_exposure"].date_columns == (
         "drug_exposure_start_date",
