@@ -38,7 +38,7 @@ from medspark.ingestion.registry import (
     header_lines,
     option_key,
 )
-from medspark.io.delta import append_idempotent, table_exists
+from medspark.io.delta import append_idempotent, committed_rows, table_exists
 from medspark.io.ledger import APP_ID, IngestLedger, PlannedBatch
 from medspark.io.runlog import RunRecord, TableCounts, new_run_id, write_run
 from medspark.io.sources import (
@@ -389,16 +389,17 @@ def _write_entity(
     quarantine = config.table_path("quarantine", entity)
     valid, rejected = split_valid(records)
     written = quarantined = 0
-    # Each side is written only when it has rows; what Delta committed for this batch is read back, so the
-    # accounting is checked against the tables themselves (after a replay it includes the earlier attempt).
+    # Each side is written only when it has rows; what Delta committed for this batch is read back from the
+    # commit's own metrics (after a replay: the earlier attempt's commit), so the accounting is checked against the
+    # tables themselves without scanning them. Without a findable commit the batch's rows are counted instead.
     if n_valid and entity != UNRECOGNISED:
         append_idempotent(valid, bronze, app_id=APP_ID, version=batch_id)
         _after_write()
-        written = spark.read.format("delta").load(bronze).where(sf.col("_batch_id") == batch_id).count()
+        written = _batch_rows(spark, bronze, batch_id)
     if n_rejected:
         append_idempotent(rejected, quarantine, app_id=APP_ID, version=batch_id)
         _after_write()
-        quarantined = spark.read.format("delta").load(quarantine).where(sf.col("_batch_id") == batch_id).count()
+        quarantined = _batch_rows(spark, quarantine, batch_id)
     counts = TableCounts(entity, n_valid + n_rejected, written, quarantined, batch_id)
     if not counts.balanced or (entity != UNRECOGNISED and written != n_valid):
         raise AccountingError(
@@ -408,6 +409,13 @@ def _write_entity(
     log.info("bronze %s batch %d: read=%d written=%d quarantined=%d", entity, batch_id, counts.rows_read,
              written, quarantined)
     return counts
+
+
+def _batch_rows(spark: SparkSession, path: str, batch_id: int) -> int:
+    rows = committed_rows(spark, path, app_id=APP_ID, version=batch_id)
+    if rows is None:
+        rows = spark.read.format("delta").load(path).where(sf.col("_batch_id") == batch_id).count()
+    return rows
 
 
 def _unrecognised(spark: SparkSession, files: Sequence[SourceFile]) -> DataFrame:

@@ -24,6 +24,11 @@ def table_exists(spark: SparkSession, path: str) -> bool:
     return bool(DeltaTable.isDeltaTable(spark, path))
 
 
+def txn_marker(app_id: str, version: int) -> str:
+    """The ``userMetadata`` an idempotent append stamps on its commit, so the commit can be found again."""
+    return f"{app_id}:{version}"
+
+
 def append_idempotent(frame: DataFrame, path: str, *, app_id: str, version: int) -> None:
     """Append ``frame`` to the Delta table at ``path`` once per ``(app_id, version)``; creates the table."""
     (
@@ -31,9 +36,29 @@ def append_idempotent(frame: DataFrame, path: str, *, app_id: str, version: int)
         .mode("append")
         .option("txnAppId", app_id)
         .option("txnVersion", version)
+        .option("userMetadata", txn_marker(app_id, version))
         .option("mergeSchema", "true")
         .save(path)
     )
+
+
+def committed_rows(spark: SparkSession, path: str, *, app_id: str, version: int, search: int = 20) -> int | None:
+    """Rows the commit of ``append_idempotent(..., app_id, version)`` added, from Delta's own commit metrics.
+
+    Reads only the newest ``search`` entries of the transaction log (no data files), so checking a batch costs
+    milliseconds instead of a scan of the table. A replayed write that Delta skipped finds the original commit.
+    Returns None when no such commit is among them (the caller then counts the rows itself).
+    """
+    entries = (
+        DeltaTable.forPath(spark, path)
+        .history(search)
+        .where(sf.col("userMetadata") == txn_marker(app_id, version))
+        .select(sf.col("operationMetrics").getItem("numOutputRows").alias("rows"))
+        .collect()  # at most ``search`` rows
+    )
+    if len(entries) != 1 or entries[0]["rows"] is None:
+        return None
+    return int(entries[0]["rows"])
 
 
 def history(spark: SparkSession, path: str, limit: int | None = None) -> DataFrame:
