@@ -61,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                                      "segments", "risk"))
     ana.add_argument("--spec", help="with `risk`: train the model spec conf/models/<SPEC>.yaml instead")
 
+    rep = commands.add_parser("report", help="static offline HTML report of the gold tables and data quality")
+    rep.add_argument("--out", required=True, help="output directory (local path) for report.html")
+
     hist = commands.add_parser("history", help="Delta history of a table, e.g. bronze/fhir_patient")
     hist.add_argument("table", help="<layer>/<table> or a table name searched in bronze, quarantine, ops")
     hist.add_argument("--limit", type=_positive_int, default=20)
@@ -175,6 +178,17 @@ def cmd_analyze(args: argparse.Namespace, config: MedsparkConfig) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace, config: MedsparkConfig) -> int:
+    """``medspark report --out DIR``: the gold report as one offline HTML file."""
+    from medspark.gold.report import prepare_out_dir, write_report
+    from medspark.spark import build_session
+
+    out_dir = prepare_out_dir(args.out)  # a bad --out fails before Spark starts
+    spark = build_session(config)
+    print(f"report written to {write_report(spark, config, out_dir)}")
+    return 0
+
+
 def cmd_history(args: argparse.Namespace, config: MedsparkConfig) -> int:
     """``medspark history TABLE``."""
     from medspark.io.delta import history, table_exists
@@ -204,6 +218,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, MedsparkConfig], int]] = {
     "silver": cmd_silver,
     "research": cmd_research,
     "analyze": cmd_analyze,
+    "report": cmd_report,
     "history": cmd_history,
 }
 

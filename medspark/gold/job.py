@@ -356,7 +356,8 @@ def _publish_models(spark: SparkSession, out: _Writer, config: MedsparkConfig, n
         calibration_rows += [(name, kind, number, *b) for b in _calibration(result)]
     for feature, importance in risk_mod.feature_importances(models.forest, columns):
         importance_rows.append((name, number, feature, float(importance)))
-    out.write(f"model_metrics_{name}", spark.createDataFrame(metric_rows, _METRICS_DDL))
+    out.write(f"model_metrics_{name}", spark.createDataFrame(metric_rows, _METRICS_DDL),
+              suppression={"count_columns": ["tp", "fp", "tn", "fn", "n_test"]})
     out.write(f"model_calibration_{name}", spark.createDataFrame(calibration_rows, _CALIBRATION_DDL),
               suppression={"count_columns": ["n"], "rate_columns": {"mean_predicted": ["n"],
                                                                     "observed_rate": ["n"]}})
@@ -376,7 +377,14 @@ def _metric_row(name: str, kind: str, version: int, metrics: Mapping[str, Any]) 
     return (name, kind, version, _num(metrics.get("auc_roc")), _num(metrics.get("auc_pr")), _num(metrics.get("brier")),
             _num(metrics.get("threshold")), _int(confusion.get("tp")), _int(confusion.get("fp")),
             _int(confusion.get("tn")), _int(confusion.get("fn")), _int(metrics.get("n")),
-            json.dumps(metrics, sort_keys=True, default=str))
+            json.dumps(_public_metrics(metrics), sort_keys=True, default=str))
+
+
+def _public_metrics(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """The metrics without their cell counts (confusion matrix, calibration bins, class counts), which the table
+    publishes in suppressed columns and ``model_calibration_*`` instead."""
+    return {k: v for k, v in metrics.items()
+            if k not in ("confusion", "calibration", "feature_importances", "n", "positives")}
 
 
 def _calibration(metrics: Mapping[str, Any]) -> list[tuple[int, float | None, float | None, int]]:

@@ -226,8 +226,11 @@ def _build(spark: SparkSession, config: MedsparkConfig, plan: SilverPlan, key: b
     vocabulary = load_vocabulary(spark, settings.vocabulary_path)
     cached: list[DataFrame] = []
 
-    def keep(frame: DataFrame) -> DataFrame:
-        frame = frame.localCheckpoint(eager=True)
+    def keep(frame: DataFrame, *, eager: bool = True) -> DataFrame:
+        # A local checkpoint cuts the lineage, so later steps do not re-plan (or re-run) everything before it.
+        # Lazy ones are materialised by the next job that reads them, several in one job where possible: each
+        # eager checkpoint is a Spark job of its own, and job overhead dominated small incremental runs.
+        frame = frame.localCheckpoint(eager=eager)
         cached.append(frame)
         return frame
 
@@ -360,7 +363,7 @@ def _build(spark: SparkSession, config: MedsparkConfig, plan: SilverPlan, key: b
         candidates["care_site"] = build.build_care_sites(
             staged["care_site"].transform(build.with_priority, settings.source_priority))
 
-    candidates = {t: keep(rows) for t, rows in candidates.items()}
+    candidates = {t: keep(rows, eager=False) for t, rows in candidates.items()}
 
     # ---- gate ---------------------------------------------------------------------------------------------------
     progress.step("data-quality gate")
@@ -374,12 +377,12 @@ def _build(spark: SparkSession, config: MedsparkConfig, plan: SilverPlan, key: b
     passed: dict[str, DataFrame] = {}
     failed: dict[str, DataFrame] = {}
     validations = []
-    sizes = _sizes(candidates)
+    sizes = _sizes(candidates)  # one job: materialises every candidate table's checkpoint
     for table, rows in candidates.items():
         if sizes.get(table, 0) == 0 or table not in suites:
             passed[table] = rows
             continue
-        flagged = keep(gate.with_check_columns(rows, suites[table], context, run_date=run_date))
+        flagged = keep(gate.with_check_columns(rows, suites[table], context, run_date=run_date), eager=False)
         validations.append(gate.validate_table(flagged, suites[table], run_id=result.run_id, run_date=run_date))
         passed[table], failed[table] = gate.split_by_checks(flagged)
     if validations:

@@ -125,7 +125,7 @@ def test_analyze_all_writes_every_table_without_small_cells(spark: SparkSession,
         "feature_importance_readmission", "readmission_risk", "readmission_examples",
     }  # fmt: skip
     assert set(result.tables) == expected
-    published = [t for t in expected if t not in {"patient_segments", "segment_scores", "model_metrics_readmission",
+    published = [t for t in expected if t not in {"patient_segments", "segment_scores",
                                                   "feature_importance_readmission", "readmission_risk",
                                                   "readmission_examples"}]
     for table in published:
