@@ -124,6 +124,8 @@ class SegmentSettings(_Strict):
 
     k_values: tuple[int, ...] = (2, 3, 4, 5, 6)
     max_iter: int = Field(default=50, ge=1)
+    # k-means runs per k (different seeds); the lowest cost is kept, as scikit-learn's n_init.
+    n_init: int = Field(default=3, ge=1)
 
     @field_validator("k_values")
     @classmethod

@@ -268,7 +268,7 @@ def _segments(inputs: _Inputs, out: _Writer, config: MedsparkConfig, as_of: dt.d
         out._result.notes.append(f"segments: skipped, {n_persons} person(s) is fewer than every k in the range")
         return
     fit = fit_segments(features, feature_columns=columns, k_values=k_values, seed=config.gold.seed,
-                       max_iter=settings.max_iter)
+                       max_iter=settings.max_iter, n_init=settings.n_init)
     assigned = assign_segments(fit.model, features)
     profiles = build_segment_profiles(assigned, features, inputs["condition_occurrence"], inputs.concepts(),
                                       feature_columns=columns)

@@ -99,6 +99,7 @@ def fit_segments(
     seed: int,
     max_iter: int = 50,
     num_partitions: int | None = None,
+    n_init: int = 1,
 ) -> SegmentFit:
     """Fits the segmentation pipeline for every k in ``k_values`` and keeps the best by silhouette.
 
@@ -113,6 +114,8 @@ def fit_segments(
         k_values: candidate numbers of segments, each >= 2.
         seed: KMeans seed (the same seed is used for every k).
         max_iter: KMeans iteration limit.
+        n_init: KMeans runs per k with seeds ``seed, seed+1, ...``; the lowest training cost is kept (as
+            scikit-learn's ``n_init``): one k-means|| start can settle in a clearly worse optimum.
         num_partitions: partitions of the KMeans input; default: the session's default parallelism.
 
     Returns:
@@ -125,6 +128,8 @@ def fit_segments(
     ks = _check_k_values(k_values)
     if max_iter < 1:
         raise UsageError(f"max_iter must be >= 1, got {max_iter}")
+    if n_init < 1:
+        raise UsageError(f"n_init must be >= 1, got {n_init}")
     if num_partitions is not None and num_partitions < 1:
         raise UsageError(f"num_partitions must be >= 1, got {num_partitions}")
     partitions = num_partitions or features.sparkSession.sparkContext.defaultParallelism
@@ -141,8 +146,14 @@ def fit_segments(
     scores: list[SegmentScore] = []
     best: tuple[float, KMeansModel] | None = None
     for k in ks:
-        kmeans = KMeans(featuresCol=SCALED_FEATURES, predictionCol=SEGMENT, k=k, seed=seed, maxIter=max_iter)
-        kmeans_model = kmeans.fit(scaled)
+        kmeans_model: KMeansModel | None = None
+        for start in range(n_init):
+            kmeans = KMeans(featuresCol=SCALED_FEATURES, predictionCol=SEGMENT, k=k, seed=seed + start,
+                            maxIter=max_iter)
+            candidate = kmeans.fit(scaled)
+            if kmeans_model is None or candidate.summary.trainingCost < kmeans_model.summary.trainingCost:
+                kmeans_model = candidate
+        assert kmeans_model is not None  # n_init >= 1
         silhouette = float(evaluator.evaluate(kmeans_model.transform(scaled)))
         cost = float(kmeans_model.summary.trainingCost)
         scores.append(SegmentScore(k=k, silhouette=silhouette, training_cost=cost))

@@ -157,6 +157,7 @@ def test_saved_model_reloads_with_its_metadata(spark, tmp_path, fitted):
     ({"feature_columns": FEATURES, "k_values": [3, 3]}, "k_values"),
     ({"feature_columns": [*FEATURES, "nope"], "k_values": [2]}, r"features lacks column\(s\) \['nope'\]"),
     ({"feature_columns": [], "k_values": [2]}, "feature_columns"),
+    ({"feature_columns": FEATURES, "k_values": [2], "n_init": 0}, "n_init"),
 ])
 def test_bad_arguments_are_usage_errors(fitted, kwargs, message):
     features, _, _ = fitted
