@@ -152,11 +152,22 @@ class _Writer:
             frame = suppress_small_cells(frame, threshold=self._config.gold.min_cell_count, **args)
         path = self._config.table_path("gold", table)
         frame.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(path)
-        rows = self._spark.read.format("delta").load(path).count()
+        rows = _written_rows(self._spark, path)
         self._result.tables[table] = rows
         # Derived tables: nothing is quarantined, rows read are the rows the aggregate produced.
         self._record.tables.append(TableCounts(table=f"gold/{table}", rows_read=rows, rows_written=rows))
         log.info("gold %s: %d rows", table, rows)
+
+
+def _written_rows(spark: SparkSession, path: str) -> int:
+    """Rows of the overwrite just committed, from Delta's commit metrics (no scan); a count when they are absent."""
+    from delta.tables import DeltaTable
+
+    latest = DeltaTable.forPath(spark, path).history(1).select(
+        sf.col("operationMetrics").getItem("numOutputRows").alias("rows")).first()
+    if latest is not None and latest["rows"] is not None:
+        return int(latest["rows"])
+    return spark.read.format("delta").load(path).count()
 
 
 # ---- analyses -----------------------------------------------------------------------------------------------

@@ -93,8 +93,8 @@ def lakehouse(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> 
 
 def _config(root: Path) -> MedsparkConfig:
     return load_config("test", lakehouse=str(root), environ={}, overrides=[
-        f"gold.as_of={AS_OF.isoformat()}", "gold.segments.k_values=[2, 3]", "gold.risk.num_trees=[10]",
-        "gold.risk.max_depth=[3]", "gold.risk.folds=2",
+        f"gold.as_of={AS_OF.isoformat()}", "gold.segments.k_values=[2, 3]", "gold.segments.n_init=1",
+        "gold.risk.num_trees=[10]", "gold.risk.max_depth=[3]", "gold.risk.folds=2",
     ])
 
 
@@ -149,10 +149,10 @@ def test_analyze_all_writes_every_table_without_small_cells(spark: SparkSession,
 
 def test_rerun_gives_the_same_tables(spark: SparkSession, lakehouse: Path) -> None:
     config = _config(lakehouse)
-    analyze(spark, config, "rules")
-    first = _gold(spark, lakehouse, "association_rules").localCheckpoint()
-    analyze(spark, config, "rules")
-    assertDataFrameEqual(_gold(spark, lakehouse, "association_rules"), first)
+    analyze(spark, config, "sequences")
+    first = _gold(spark, lakehouse, "condition_trajectories").localCheckpoint()
+    analyze(spark, config, "sequences")
+    assertDataFrameEqual(_gold(spark, lakehouse, "condition_trajectories"), first)
 
 
 def test_usage_errors(spark: SparkSession, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
