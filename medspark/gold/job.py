@@ -56,7 +56,7 @@ from medspark.gold.stats import (
     build_visit_stats,
 )
 from medspark.gold.suppression import suppress_small_cells
-from medspark.io.delta import table_exists
+from medspark.io.delta import latest_commit_rows, table_exists
 from medspark.io.runlog import RunRecord, TableCounts, new_run_id, write_run
 from medspark.logs import Progress
 
@@ -152,22 +152,11 @@ class _Writer:
             frame = suppress_small_cells(frame, threshold=self._config.gold.min_cell_count, **args)
         path = self._config.table_path("gold", table)
         frame.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(path)
-        rows = _written_rows(self._spark, path)
+        rows = latest_commit_rows(self._spark, path)
         self._result.tables[table] = rows
         # Derived tables: nothing is quarantined, rows read are the rows the aggregate produced.
         self._record.tables.append(TableCounts(table=f"gold/{table}", rows_read=rows, rows_written=rows))
         log.info("gold %s: %d rows", table, rows)
-
-
-def _written_rows(spark: SparkSession, path: str) -> int:
-    """Rows of the overwrite just committed, from Delta's commit metrics (no scan); a count when they are absent."""
-    from delta.tables import DeltaTable
-
-    latest = DeltaTable.forPath(spark, path).history(1).select(
-        sf.col("operationMetrics").getItem("numOutputRows").alias("rows")).first()
-    if latest is not None and latest["rows"] is not None:
-        return int(latest["rows"])
-    return spark.read.format("delta").load(path).count()
 
 
 # ---- analyses -----------------------------------------------------------------------------------------------
@@ -352,17 +341,20 @@ def _publish_models(spark: SparkSession, out: _Writer, config: MedsparkConfig, n
     from medspark.gold import risk as risk_mod
 
     metric_rows, importance_rows, calibration_rows = [], [], []
-    version = _next_version(f"{_model_root(config)}/{name}-random_forest")
-    number = int(Path(version).name[1:])
     columns = list(models.feature_columns)
-    for kind, model in (("random_forest", models.forest), ("logistic_baseline", models.baseline)):
-        given = (metrics or {}).get(kind) or (metrics or {}).get(kind.replace("logistic_baseline", "baseline_logistic"))
+    number: int | None = None  # the forest's save picks the next free version; the baseline gets the same one
+    # kind -> (model, key of the metrics train_from_spec already computed)
+    kinds = {"random_forest": (models.forest, "random_forest"),
+             "logistic_baseline": (models.baseline, "baseline_logistic")}
+    for kind, (model, metrics_key) in kinds.items():
+        given = (metrics or {}).get(metrics_key)
         result = dict(given) if given else risk_mod.evaluate(model, test, label_column=models.label_column,
                                                             threshold=models.threshold)
         params = dict(models.best_params) if kind == "random_forest" else {}
-        risk_mod.save_model(model, _model_root(config), name=f"{name}-{kind}", metrics=result, params=params,
-                            data_version=_table_version(spark, config, "visit_occurrence"),
-                            feature_columns=columns, version=number)
+        saved = risk_mod.save_model(model, _model_root(config), name=f"{name}-{kind}", metrics=result,
+                                    params=params, data_version=_table_version(spark, config, "visit_occurrence"),
+                                    feature_columns=columns, version=number)
+        number = int(Path(saved).name[1:])
         metric_rows.append(_metric_row(name, kind, number, result))
         calibration_rows += [(name, kind, number, *b) for b in _calibration(result)]
     for feature, importance in risk_mod.feature_importances(models.forest, columns):

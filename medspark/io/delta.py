@@ -42,6 +42,20 @@ def append_idempotent(frame: DataFrame, path: str, *, app_id: str, version: int)
     )
 
 
+def _commit_rows(history: DataFrame) -> list[int | None]:
+    rows = history.select(sf.col("operationMetrics").getItem("numOutputRows").alias("rows")).collect()
+    return [None if r["rows"] is None else int(r["rows"]) for r in rows]
+
+
+def latest_commit_rows(spark: SparkSession, path: str) -> int:
+    """Rows written by the table's newest commit (e.g. an overwrite just made), from Delta's commit metrics; the
+    table is counted when the commit carries none."""
+    found = _commit_rows(DeltaTable.forPath(spark, path).history(1))
+    if found and found[0] is not None:
+        return found[0]
+    return spark.read.format("delta").load(path).count()
+
+
 def committed_rows(spark: SparkSession, path: str, *, app_id: str, version: int, search: int = 20) -> int | None:
     """Rows the commit of ``append_idempotent(..., app_id, version)`` added, from Delta's own commit metrics.
 
@@ -49,16 +63,9 @@ def committed_rows(spark: SparkSession, path: str, *, app_id: str, version: int,
     milliseconds instead of a scan of the table. A replayed write that Delta skipped finds the original commit.
     Returns None when no such commit is among them (the caller then counts the rows itself).
     """
-    entries = (
-        DeltaTable.forPath(spark, path)
-        .history(search)
-        .where(sf.col("userMetadata") == txn_marker(app_id, version))
-        .select(sf.col("operationMetrics").getItem("numOutputRows").alias("rows"))
-        .collect()  # at most ``search`` rows
-    )
-    if len(entries) != 1 or entries[0]["rows"] is None:
-        return None
-    return int(entries[0]["rows"])
+    history = DeltaTable.forPath(spark, path).history(search)  # at most ``search`` rows
+    entries = _commit_rows(history.where(sf.col("userMetadata") == txn_marker(app_id, version)))
+    return entries[0] if len(entries) == 1 else None
 
 
 def history(spark: SparkSession, path: str, limit: int | None = None) -> DataFrame:
