@@ -26,12 +26,13 @@ sample: install .sample-pseudonym-key
 	  $(BIN)/medspark --lakehouse lakehouse pipeline --source sample-data
 
 # Two pytest workers, each with its own SparkSession (local[2]); a test file stays on one worker, so module
-# fixtures (a generated population, a built lakehouse) are built once.
+# fixtures (a generated population, a built lakehouse) are built once. MEDSPARK_REQUIRE_AIRFLOW: the Airflow DAG
+# test fails instead of skipping when Airflow is missing.
 test: install
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+	MEDSPARK_REQUIRE_AIRFLOW=1 $(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 lint: install
-	$(BIN)/ruff check medspark jobs tests bench
+	$(BIN)/ruff check medspark jobs tests bench dags
 	$(BIN)/mypy medspark
 
 clean:

@@ -38,4 +38,6 @@ class DataQualityError(MedsparkError):
 
 
 class ConcurrentRunError(MedsparkError):
-    """Another run holds the lakehouse or a table changed under this run."""
+    """Another run holds the lakehouse or a table changed under this run (exit code 3: try again later)."""
+
+    exit_code = 3

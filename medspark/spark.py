@@ -7,11 +7,13 @@ the YAML profile; in a plain Python process Spark's Ivy resolver fetches the Del
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
 import shutil
 import subprocess
+from collections.abc import Iterator
 
 from pyspark.sql import SparkSession
 
@@ -102,3 +104,19 @@ def _submitted_conf() -> set[str]:
 
     SparkContext._ensure_initialized()  # joins the gateway spark-submit started
     return {key for key, _ in SparkConf().getAll()}
+
+
+@contextlib.contextmanager
+def session_conf(spark: SparkSession, settings: dict[str, str]) -> Iterator[None]:
+    """Session settings for the block only; the previous values (or their absence) come back after."""
+    previous: dict[str, str | None] = {key: spark.conf.get(key, None) for key in settings}
+    for key, value in settings.items():
+        spark.conf.set(key, value)
+    try:
+        yield
+    finally:
+        for key, before in previous.items():
+            if before is None:
+                spark.conf.unset(key)
+            else:
+                spark.conf.set(key, before)

@@ -10,11 +10,16 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable, Sequence
-from typing import NoReturn
+from contextlib import AbstractContextManager
+from functools import partial
+from typing import TYPE_CHECKING, NoReturn
 
 from medspark.config import MedsparkConfig, load_config
 from medspark.errors import MedsparkError, UsageError
 from medspark.logs import configure_logging
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 log = logging.getLogger("medspark")
 
@@ -51,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     pipe = commands.add_parser("pipeline", help="run every stage that exists, in order")
     pipe.add_argument("--source", help="source directory or URI (default: config 'source')")
     pipe.add_argument("--format", default="auto", choices=["auto", *_format_names()])
+    pipe.add_argument("--force", action="store_true", help="run every stage, also those whose inputs did not change")
 
     commands.add_parser("silver", help="conform new bronze batches to OMOP CDM v5.4 silver (gated, pseudonymised)")
 
@@ -64,9 +70,26 @@ def build_parser() -> argparse.ArgumentParser:
     rep = commands.add_parser("report", help="static offline HTML report of the gold tables and data quality")
     rep.add_argument("--out", required=True, help="output directory (local path) for report.html")
 
+    commands.add_parser("unlock", help="clear the lakehouse lock of a run that died (check it is not running)")
+
     hist = commands.add_parser("history", help="Delta history of a table, e.g. bronze/fhir_patient")
-    hist.add_argument("table", help="<layer>/<table> or a table name searched in bronze, quarantine, ops")
+    hist.add_argument("table", help="<layer>/<table> or a table name searched in every layer")
     hist.add_argument("--limit", type=_positive_int, default=20)
+
+    mnt = commands.add_parser("maintain", help="table properties, OPTIMIZE (Z-ORDER) and VACUUM of the Delta tables")
+    mnt.add_argument("--table", dest="tables", action="append", metavar="TABLE",
+                     help="only this table (<layer>/<table>), repeatable; default every table")
+    mnt.add_argument("--no-vacuum", action="store_true", help="skip VACUUM")
+    mnt.add_argument("--no-optimize", action="store_true", help="skip OPTIMIZE")
+    mnt.add_argument("--dry-run", action="store_true", help="change nothing; report what VACUUM would delete")
+    mnt.add_argument("--allow-short-retention", action="store_true",
+                     help="accept maintain.vacuum_retention_hours below 168 (breaks time travel to older versions)")
+
+    res = commands.add_parser("restore", help="restore a Delta table to an earlier version (time travel)")
+    res.add_argument("table", help="<layer>/<table> or a table name found in one layer")
+    when = res.add_mutually_exclusive_group(required=True)
+    when.add_argument("--version", type=_non_negative_int, help="table version (see `medspark history`)")
+    when.add_argument("--timestamp", help="ISO date/time: the latest version committed at or before it")
     return parser
 
 
@@ -106,6 +129,25 @@ def _rate(text: str) -> float:
 # ---- commands ------------------------------------------------------------------------------------------------
 
 
+def _locked(spark: SparkSession, config: MedsparkConfig, job: str) -> AbstractContextManager[None]:
+    """The lakehouse lock for one writing command (see medspark.ops.lock)."""
+    from medspark.io.runlog import new_run_id
+    from medspark.ops.lock import lakehouse_lock
+
+    return lakehouse_lock(spark, config, new_run_id(job), job)
+
+
+def cmd_unlock(args: argparse.Namespace, config: MedsparkConfig) -> int:
+    """``medspark unlock``: clear a lock left by a run that died on another host (operator action)."""
+    from medspark.ops.lock import force_unlock
+    from medspark.spark import build_session
+
+    spark = build_session(config)
+    holder = force_unlock(spark, config)
+    print(f"lock of {holder.describe()} removed" if holder else "the lakehouse was not locked")
+    return 0
+
+
 def cmd_generate(args: argparse.Namespace, config: MedsparkConfig) -> int:
     """``medspark generate``: no Spark needed."""
     from medspark.synthetic import generate
@@ -129,20 +171,21 @@ def cmd_ingest(args: argparse.Namespace, config: MedsparkConfig) -> int:
 
     source = validate_source(args.source or config.source)
     spark = build_session(config)
-    result = ingest(spark, config, source, source_format=args.format)
+    with _locked(spark, config, "ingest"):
+        result = ingest(spark, config, source, source_format=args.format)
     print(result.summary())
     return 0
 
 
 def cmd_pipeline(args: argparse.Namespace, config: MedsparkConfig) -> int:
-    """``medspark pipeline``: every stage that exists, in order (bronze ingestion, silver)."""
+    """``medspark pipeline``: the stages in order, skipping those whose inputs did not change."""
     from medspark.ingestion.job import validate_source
     from medspark.pipeline import run_pipeline
     from medspark.spark import build_session
 
     source = validate_source(args.source or config.source)
     spark = build_session(config)
-    print(run_pipeline(spark, config, source, source_format=args.format))
+    print(run_pipeline(spark, config, source, source_format=args.format, force=args.force).summary())
     return 0
 
 
@@ -152,7 +195,8 @@ def cmd_silver(args: argparse.Namespace, config: MedsparkConfig) -> int:
     from medspark.spark import build_session
 
     spark = build_session(config)
-    print(build_silver(spark, config).summary())
+    with _locked(spark, config, "silver"):
+        print(build_silver(spark, config).summary())
     return 0
 
 
@@ -162,7 +206,8 @@ def cmd_research(args: argparse.Namespace, config: MedsparkConfig) -> int:
     from medspark.spark import build_session
 
     spark = build_session(config)
-    print(build_research(spark, config).summary())
+    with _locked(spark, config, "research"):
+        print(build_research(spark, config).summary())
     return 0
 
 
@@ -174,7 +219,8 @@ def cmd_analyze(args: argparse.Namespace, config: MedsparkConfig) -> int:
     if args.spec is not None and args.analysis != "risk":
         raise UsageError("--spec is only for `analyze risk`")
     spark = build_session(config)
-    print(analyze(spark, config, args.analysis, spec=args.spec).summary())
+    with _locked(spark, config, "analyze"):
+        print(analyze(spark, config, args.analysis, spec=args.spec).summary())
     return 0
 
 
@@ -191,24 +237,49 @@ def cmd_report(args: argparse.Namespace, config: MedsparkConfig) -> int:
 
 def cmd_history(args: argparse.Namespace, config: MedsparkConfig) -> int:
     """``medspark history TABLE``."""
-    from medspark.io.delta import history, table_exists
+    from medspark.io.delta import history
+    from medspark.ops.tables import resolve_table
     from medspark.spark import build_session
 
     spark = build_session(config)
-    candidates = [args.table] if "/" in args.table else [f"{layer}/{args.table}" for layer in
-                                                          ("bronze", "silver", "gold", "quarantine", "ops")]
-    for candidate in candidates:
-        layer, _, name = candidate.partition("/")
-        path = config.table_path(layer, name)
-        if table_exists(spark, path):
-            rows = history(spark, path, args.limit).collect()  # bounded by --limit
-            print(f"history of {candidate} ({path})")
-            print(f"{'version':>7}  {'timestamp':<26}{'operation':<16}{'rows':>10}  parameters")
-            for r in rows:
-                print(f"{r['version']:>7}  {r['timestamp']!s:<26} {r['operation']:<16}{r['rows_written'] or '':>10}"
-                      f"  {(r['parameters'] or '')[:80]}")
-            return 0
-    raise UsageError(f"no Delta table '{args.table}' under {config.lakehouse}")
+    ref = resolve_table(spark, config, args.table)
+    rows = history(spark, ref.path, args.limit).collect()  # bounded by --limit
+    print(f"history of {ref.key} ({ref.path})")
+    print(f"{'version':>7}  {'timestamp':<26}{'operation':<16}{'rows':>10}  parameters")
+    for r in rows:
+        print(f"{r['version']:>7}  {r['timestamp']!s:<26} {r['operation']:<16}{r['rows_written'] or '':>10}"
+              f"  {(r['parameters'] or '')[:80]}")
+    return 0
+
+
+def cmd_maintain(args: argparse.Namespace, config: MedsparkConfig) -> int:
+    """``medspark maintain``: properties, OPTIMIZE, VACUUM (a short retention is refused before Spark starts)."""
+    from medspark.ops.maintain import check_retention, maintain
+    from medspark.spark import build_session
+
+    if not args.no_vacuum:
+        check_retention(config.maintain.vacuum_retention_hours, allow_short_retention=args.allow_short_retention)
+    spark = build_session(config)
+    run = partial(maintain, spark, config, tables=args.tables, vacuum=not args.no_vacuum,
+                  optimize=not args.no_optimize, dry_run=args.dry_run, allow_short_retention=args.allow_short_retention)
+    if args.dry_run:
+        print(run().summary())
+    else:
+        with _locked(spark, config, "maintain"):
+            print(run().summary())
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace, config: MedsparkConfig) -> int:
+    """``medspark restore TABLE (--version V | --timestamp TS)``."""
+    from medspark.ops.timetravel import check_restore, restore
+    from medspark.spark import build_session
+
+    spark = build_session(config)
+    check_restore(spark, config, args.table, version=args.version, timestamp=args.timestamp)  # before the lock
+    with _locked(spark, config, "restore"):
+        print(restore(spark, config, args.table, version=args.version, timestamp=args.timestamp).summary())
+    return 0
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace, MedsparkConfig], int]] = {
@@ -220,6 +291,9 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, MedsparkConfig], int]] = {
     "analyze": cmd_analyze,
     "report": cmd_report,
     "history": cmd_history,
+    "maintain": cmd_maintain,
+    "restore": cmd_restore,
+    "unlock": cmd_unlock,
 }
 
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class _Strict(BaseModel):
@@ -163,6 +165,92 @@ class GoldSettings(_Strict):
     risk: RiskSettings = RiskSettings()
 
 
+SAFE_RETENTION_HOURS = 168  # Delta's default delta.deletedFileRetentionDuration (7 days)
+
+# The columns gold filters and joins the OMOP fact tables by (medspark.gold: person_id joins everywhere; the start
+# date of each event in the ``<= as_of`` filters, first-event and monthly incidence). Same for silver, which gold
+# reads with ``gold.read_layer: silver``.
+_FACT_ZORDER: dict[str, tuple[str, ...]] = {
+    "condition_occurrence": ("person_id", "condition_start_date"),
+    "drug_exposure": ("person_id", "drug_exposure_start_date"),
+    "procedure_occurrence": ("person_id", "procedure_date"),
+    "visit_occurrence": ("person_id", "visit_start_date"),
+    "measurement": ("person_id", "measurement_date"),
+    "observation": ("person_id", "observation_date"),
+    "observation_period": ("person_id",),
+}
+_INTERVAL = re.compile(r"^\s*interval\s+(\d+)\s+(hour|day|week)s?\s*$", re.IGNORECASE)
+_UNIT_HOURS = {"hour": 1, "day": 24, "week": 168}
+
+
+def interval_hours(text: str) -> int | None:
+    """Hours of a Delta interval property (``interval 30 days``); None when it is not in that simple form."""
+    match = _INTERVAL.match(text)
+    return int(match.group(1)) * _UNIT_HOURS[match.group(2).lower()] if match else None
+
+
+class MaintainSettings(_Strict):
+    """``medspark maintain``: OPTIMIZE (Z-ORDER), table properties, VACUUM (see medspark.ops.maintain)."""
+
+    # VACUUM keeps removed files this long (time travel and running readers need them). Below Delta's safe default
+    # (168 h) only with --allow-short-retention.
+    vacuum_retention_hours: int = Field(default=SAFE_RETENTION_HOURS, ge=0)
+    # Tasks of VACUUM's file listing; default the cluster's core count. Delta otherwise takes Spark's partition
+    # discovery parallelism (10,000 tasks): measured 60-120 s per VACUUM of a two-file table on 2 cores, 2-4 s with 2.
+    vacuum_listing_parallelism: int | None = Field(default=None, ge=1)
+    # "<layer>/<table>" -> columns for ZORDER BY; a table not listed is compacted only; [] turns Z-order off.
+    zorder: dict[str, tuple[str, ...]] = Field(default_factory=lambda: {
+        f"{layer}/{table}": columns for layer in ("research", "silver") for table, columns in _FACT_ZORDER.items()})
+    # Set on every table. delta.deletedFileRetentionDuration is derived from vacuum_retention_hours (never below the
+    # safe default), so it is not accepted here.
+    table_properties: dict[str, str] = Field(default_factory=lambda: {
+        "delta.checkpointInterval": "10", "delta.logRetentionDuration": "interval 30 days"})
+    # "<layer>/<table>" whose Change Data Feed is enabled. Empty by default: no reader consumes a change feed yet.
+    change_data_feed: tuple[str, ...] = ()
+
+    @field_validator("zorder", "change_data_feed")
+    @classmethod
+    def _table_keys(cls, value: dict[str, tuple[str, ...]] | tuple[str, ...]) -> object:
+        for key in value:
+            layer, sep, table = key.partition("/")
+            if not sep or not layer or not table or "/" in table:
+                raise ValueError(f"'{key}' is not '<layer>/<table>'")
+        return value
+
+    @field_validator("table_properties")
+    @classmethod
+    def _properties(cls, value: dict[str, str]) -> dict[str, str]:
+        for key, text in value.items():
+            if not re.fullmatch(r"[A-Za-z0-9_.]+", key) or "'" in text or "\\" in text:
+                raise ValueError(f"property '{key}': keys are letters, digits, '_' and '.'; values have no quotes")
+            if key == "delta.deletedFileRetentionDuration":
+                raise ValueError("delta.deletedFileRetentionDuration follows maintain.vacuum_retention_hours; "
+                                 "set that instead")
+        return value
+
+    @property
+    def deleted_file_retention_hours(self) -> int:
+        """What ``delta.deletedFileRetentionDuration`` is set to: the vacuum retention, never below 168 h (a
+        shorter VACUUM is a one-off, allowed per call)."""
+        return max(self.vacuum_retention_hours, SAFE_RETENTION_HOURS)
+
+    @model_validator(mode="after")
+    def _log_outlives_files(self) -> MaintainSettings:
+        log_hours = interval_hours(self.table_properties.get("delta.logRetentionDuration", "interval 30 days"))
+        if log_hours is not None and log_hours < self.deleted_file_retention_hours:
+            raise ValueError("delta.logRetentionDuration must be at least the vacuum retention "
+                             f"({self.deleted_file_retention_hours} hours), or time travel loses its log first")
+        return self
+
+    def properties_for(self, table: str) -> dict[str, str]:
+        """The properties ``table`` ("<layer>/<table>") should carry."""
+        properties = {**self.table_properties,
+                      "delta.deletedFileRetentionDuration": f"interval {self.deleted_file_retention_hours} hours"}
+        if table in self.change_data_feed:
+            properties["delta.enableChangeDataFeed"] = "true"
+        return properties
+
+
 class MedsparkConfig(_Strict):
     """The whole configuration of one run."""
 
@@ -174,7 +262,17 @@ class MedsparkConfig(_Strict):
     generate: GenerateSettings = GenerateSettings()
     silver: SilverSettings = SilverSettings()
     gold: GoldSettings = GoldSettings()
+    maintain: MaintainSettings = MaintainSettings()
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("lakehouse")
+    @classmethod
+    def _absolute_local(cls, value: str) -> str:
+        """A relative local path is made absolute once, so every component (Spark, Great Expectations' Data Docs,
+        the lock, a job started from another directory) means the same place; URIs are kept as given."""
+        if "://" in value or value.startswith("file:"):
+            return value
+        return os.path.abspath(value)
 
     def table_path(self, layer: str, table: str) -> str:
         """Location of a Delta table: ``<lakehouse>/<layer>/<table>`` for any Hadoop filesystem URI."""

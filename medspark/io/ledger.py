@@ -13,7 +13,7 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as sf
 from pyspark.sql import types as T
 
@@ -57,7 +57,7 @@ class IngestLedger:
         self.spark = spark
         self.path = config.table_path("ops", "ingest_batches")
 
-    def _entries(self):  # type: ignore[no-untyped-def]
+    def _entries(self) -> DataFrame | None:
         if not table_exists(self.spark, self.path):
             return None
         return self.spark.read.format("delta").load(self.path)

@@ -95,3 +95,10 @@ def write_run(spark: SparkSession, config: MedsparkConfig, record: RunRecord) ->
         record.ended_at = dt.datetime.now(dt.UTC)
     frame = spark.createDataFrame(record.rows(), RUN_LOG_SCHEMA)
     frame.write.format("delta").mode("append").save(run_log_path(config))
+
+
+def write_stage(spark: SparkSession, config: MedsparkConfig, *, run_id: str, job: str, stage: str,
+                started_at: dt.datetime, ended_at: dt.datetime, status: str, message: str | None) -> None:
+    """Append one row for a stage of an orchestrated run (``table_name`` = ``stage:<name>``, no counts)."""
+    row = (run_id, job, f"stage:{stage}", started_at, ended_at, status, None, None, None, None, None, message or None)
+    spark.createDataFrame([row], RUN_LOG_SCHEMA).write.format("delta").mode("append").save(run_log_path(config))

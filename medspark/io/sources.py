@@ -20,6 +20,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlparse
 
 from pyspark.sql import DataFrame, SparkSession
@@ -28,6 +29,7 @@ from pyspark.sql.window import Window
 
 from medspark.errors import UsageError
 from medspark.ingestion.contract import SourceFile
+from medspark.spark import session_conf
 
 log = logging.getLogger(__name__)
 
@@ -44,11 +46,12 @@ class ListedFile:
     modification_time: int
 
 
-def _hadoop_fs(spark: SparkSession, root: str):  # type: ignore[no-untyped-def]
+def hadoop_fs(spark: SparkSession, root: str) -> tuple[Any, Any]:
+    """``(Path, FileSystem)`` of the JVM's Hadoop API for ``root`` (any scheme the session can reach)."""
     jvm = spark.sparkContext._jvm
     assert jvm is not None
     path = jvm.org.apache.hadoop.fs.Path(root)
-    return path, path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())  # type: ignore[union-attr]
+    return path, path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
 
 
 def _hidden(relative_parts: Sequence[str]) -> bool:
@@ -62,7 +65,7 @@ def list_files(spark: SparkSession, root: str) -> list[ListedFile]:
         UsageError: the root does not exist or is not readable.
     """
     try:
-        path, fs = _hadoop_fs(spark, root)
+        path, fs = hadoop_fs(spark, root)
         if not fs.exists(path):
             raise UsageError(f"source path does not exist: {root}")
         root_str = fs.getFileStatus(path).getPath().toString()
@@ -113,7 +116,7 @@ def read_head(spark: SparkSession, path: str, size: int = HEAD_BYTES) -> bytes:
             except (OSError, EOFError, zlib.error):
                 return raw
         return raw
-    hpath, fs = _hadoop_fs(spark, path)
+    hpath, fs = hadoop_fs(spark, path)
     stream = fs.open(hpath)
     try:
         buffer = io.BytesIO()
@@ -140,17 +143,8 @@ def one_file_per_partition(spark: SparkSession, split_bytes: int) -> Iterator[No
         "spark.sql.files.maxPartitionBytes": str(split_bytes),
         "spark.sql.files.openCostInBytes": str(split_bytes),
     }
-    previous = {key: spark.conf.get(key, None) for key in keys}
-    for key, value in keys.items():
-        spark.conf.set(key, value)
-    try:
+    with session_conf(spark, keys):
         yield
-    finally:
-        for key, value in previous.items():
-            if value is None:
-                spark.conf.unset(key)
-            else:
-                spark.conf.set(key, value)
 
 
 def _decoded_path(column: str) -> sf.Column:

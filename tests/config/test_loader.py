@@ -75,3 +75,12 @@ def test_config_file_errors(tmp_path: Path) -> None:
     good.write_text("lakehouse: /data/lh\ningest:\n  split_bytes: 2097152\n")
     config = load_config(str(good), environ={})
     assert (config.lakehouse, config.ingest.split_bytes) == ("/data/lh", 2097152)
+
+
+def test_a_relative_local_lakehouse_becomes_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert load_config("test", environ={}, lakehouse="lh").lakehouse == str(tmp_path / "lh")
+    assert load_config("test", environ={}, lakehouse="./a/../lh").lakehouse == str(tmp_path / "lh")
+    assert load_config("test", environ={}, lakehouse="file:/data/lh").lakehouse == "file:/data/lh"
+    assert load_config("test", environ={}, lakehouse="abfss://c@a.dfs.core.windows.net/lh").lakehouse.startswith(
+        "abfss://")

@@ -1,0 +1,1 @@
+"""Operating the lakehouse: the lock, pipeline orchestration, maintenance and time travel."""
