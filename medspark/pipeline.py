@@ -3,7 +3,8 @@
 Each stage has a *fingerprint*: a hash of what it reads (the source listing for bronze; the Delta version of every
 table of the layer below for the others), of what it writes (the Delta version of every table of its own layer),
 of its configuration section and of the medspark version. A stage whose fingerprint equals the one recorded by
-its last successful run is skipped: nothing it could read or would write has changed. Because a stage's
+its last successful run is skipped: nothing it could read or would write has changed. Commits that only tidy
+files (OPTIMIZE, VACUUM, table properties: ``medspark maintain``) do not count as changes. Because a stage's
 fingerprint is recorded *after* it ran, its own writes are part of it, while a change made by anyone else (a
 restore, a new source file, a config edit) makes it run again.
 
@@ -23,6 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as sf
 
@@ -42,6 +44,9 @@ STATE_SCHEMA = ("run_id string, stage string, status string, fingerprint string,
                 "started_at timestamp, ended_at timestamp, message string")
 # Layers each stage reads (besides the source, for bronze) and writes.
 _READS = {"bronze": (), "silver": ("bronze",), "research": ("silver",), "gold": ("research",)}
+# Delta operations that rewrite or tidy files without changing a table's data (``medspark maintain``).
+MAINTENANCE_OPERATIONS = frozenset({"OPTIMIZE", "VACUUM START", "VACUUM END", "SET TBLPROPERTIES",
+                                    "UNSET TBLPROPERTIES"})
 _WRITES = {"bronze": ("bronze",), "silver": ("silver",), "research": ("research",), "gold": ("gold",)}
 
 
@@ -152,8 +157,17 @@ def state_path(config: MedsparkConfig) -> str:
     return config.table_path("ops", STATE_TABLE)
 
 
-def last_good_fingerprint(spark: SparkSession, config: MedsparkConfig, stage: str) -> tuple[str, str] | None:
-    """``(fingerprint, run_id)`` recorded by the stage's newest successful (or skipped) run, if any."""
+@dataclass(frozen=True)
+class Recorded:
+    """What a stage's newest successful (or skipped) run recorded."""
+
+    fingerprint: str
+    run_id: str
+    facts: dict[str, object]
+
+
+def last_good(spark: SparkSession, config: MedsparkConfig, stage: str) -> Recorded | None:
+    """The record of the stage's newest successful (or skipped) run, if any."""
     path = state_path(config)
     if not table_exists(spark, path):
         return None
@@ -162,7 +176,35 @@ def last_good_fingerprint(spark: SparkSession, config: MedsparkConfig, stage: st
         .where((sf.col("stage") == stage) & sf.col("status").isin("succeeded", "skipped"))
         .orderBy(sf.col("ended_at").desc()).limit(1).collect()  # one row
     )
-    return (rows[0]["fingerprint"], rows[0]["run_id"]) if rows else None
+    if not rows:
+        return None
+    return Recorded(rows[0]["fingerprint"], rows[0]["run_id"], json.loads(rows[0]["inputs"] or "{}"))
+
+
+def only_maintenance_since(spark: SparkSession, config: MedsparkConfig, before: dict[str, object],
+                           now: dict[str, object]) -> bool:
+    """True when ``now`` differs from ``before`` only in table versions, and every commit in between is maintenance
+    (OPTIMIZE, VACUUM, table properties): the data the stage reads and writes is what it was.
+
+    Reads the history of the changed tables only, and only the commits in between.
+    """
+    now = json.loads(json.dumps(now, sort_keys=True, default=str))
+    if before.keys() != now.keys():
+        return False
+    for key, value in now.items():
+        old = before[key]
+        if old == value:
+            continue
+        if "/" not in key or not isinstance(old, int) or not isinstance(value, int) or value < old:
+            return False
+        layer, _, table = key.partition("/")
+        commits = DeltaTable.forPath(spark, config.table_path(layer, table)).history(value - old)
+        seen = {(int(r["version"]), r["operation"]) for r in commits.select("version", "operation").collect()}
+        if {v for v, _ in seen} != set(range(old + 1, value + 1)):
+            return False  # part of the history is gone: cannot tell
+        if any(operation not in MAINTENANCE_OPERATIONS for _, operation in seen):
+            return False
+    return True
 
 
 def _record_state(spark: SparkSession, config: MedsparkConfig, run_id: str, stage: str, status: str,
@@ -234,9 +276,11 @@ def _run_stage(spark: SparkSession, config: MedsparkConfig, run_id: str, stage: 
                source: str, source_format: str, force: bool) -> StageOutcome:
     started, clock = dt.datetime.now(dt.UTC), time.monotonic()
     digest, facts = fingerprint(spark, config, stage, source=source, source_format=source_format)
-    previous = None if force else last_good_fingerprint(spark, config, stage)
-    if previous is not None and previous[0] == digest:
-        note = f"inputs unchanged since run {previous[1]}"
+    previous = None if force else last_good(spark, config, stage)
+    if previous is not None and (
+        previous.fingerprint == digest or only_maintenance_since(spark, config, previous.facts, facts)
+    ):
+        note = f"inputs unchanged since run {previous.run_id}"
         _record_state(spark, config, run_id, stage, "skipped", digest, facts, started, note)
         log.info("stage %s skipped: %s", stage, note)
         return StageOutcome(stage, "skipped", time.monotonic() - clock, note=note)

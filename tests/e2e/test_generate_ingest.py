@@ -16,7 +16,7 @@ from medspark.config import load_config
 from medspark.ingestion.job import ingest
 from medspark.synthetic import generate
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("compiled_codegen")]
 
 
 def _tables(spark: SparkSession, lakehouse: Path, layer: str) -> DataFrame:

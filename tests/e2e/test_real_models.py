@@ -21,7 +21,7 @@ from sklearn.metrics import roc_auc_score
 
 from medspark.gold.modelspec import ModelSpec, load_model_spec, pivot_output_columns, train_from_spec
 
-pytestmark = [pytest.mark.shared_data, pytest.mark.slow]
+pytestmark = [pytest.mark.shared_data, pytest.mark.slow, pytest.mark.usefixtures("compiled_codegen")]
 
 CONF = Path(__file__).resolve().parents[2] / "conf" / "models"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
 
 from medspark.config import load_config
@@ -43,6 +44,11 @@ def test_a_stage_runs_again_only_when_what_it_reads_writes_or_is_configured_with
     assert run() == "succeeded" and len(calls) == 3  # an input changed
     spark.range(1).write.format("delta").mode("append").save(config.table_path("gold", "person_counts"))
     assert run() == "succeeded" and len(calls) == 4  # an output changed under it (e.g. a restore)
+    DeltaTable.forPath(spark, config.table_path("gold", "person_counts")).optimize().executeCompaction()
+    DeltaTable.forPath(spark, config.table_path("research", "person")).optimize().executeCompaction()
+    assert DeltaTable.forPath(spark, config.table_path("gold", "person_counts")).history(1).first()["operation"] == (
+        "OPTIMIZE")
+    assert run() == "skipped" and len(calls) == 4  # compaction (medspark maintain) changes no data
     spark.range(1).write.format("delta").save(config.table_path("quarantine", "x"))
     assert run() == "skipped" and len(calls) == 4  # another layer is not its business
     changed = load_config("test", lakehouse=config.lakehouse, overrides=["gold.min_cell_count=20"])
