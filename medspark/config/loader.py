@@ -6,6 +6,7 @@ Every failure is a :class:`ConfigError` with one line naming the key, never the 
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -32,8 +33,13 @@ _MAP_KEYS = {("spark", "conf")}
 
 
 def conf_dir() -> Path | None:
-    """Where the YAML profiles live: $MEDSPARK_CONF_DIR, ./conf, or the conf/ beside a source checkout."""
+    """Where the YAML profiles live, the first that holds ``base.yaml`` of: $MEDSPARK_CONF_DIR, ./conf, the conf/
+    beside the package's source checkout, and the conf/ beside the ``jobs/`` folder of the running job file (under
+    spark-submit medspark may be imported from a ``--py-files`` archive, which holds no conf/)."""
     candidates = [os.environ.get("MEDSPARK_CONF_DIR"), "conf", str(Path(__file__).resolve().parents[2] / "conf")]
+    script = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
+    if script is not None and script.suffix == ".py" and script.resolve().parent.name == "jobs":
+        candidates.append(str(script.resolve().parents[1] / "conf"))
     for candidate in candidates:
         if candidate and (Path(candidate) / "base.yaml").is_file():
             return Path(candidate)

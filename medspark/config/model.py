@@ -144,6 +144,8 @@ class RiskSettings(_Strict):
     num_trees: tuple[int, ...] = (30, 60)
     max_depth: tuple[int, ...] = (4, 8)
     folds: int = Field(default=3, ge=2, le=10)
+    # Below this many readmitted (or not readmitted) index stays the model is not trained: its AUCs would be noise.
+    min_class_examples: int = Field(default=20, ge=2)
     # Directory of model specs (``<name>.yaml``) for ``analyze risk --spec NAME``; default conf/models.
     models_dir: str | None = None
     # Root that relative data paths in a spec are resolved against (e.g. a folder of public datasets).

@@ -308,11 +308,15 @@ def _risk(inputs: _Inputs, out: _Writer, config: MedsparkConfig, as_of: dt.date)
         measurements, as_of=as_of,
     )
     columns = risk_mod.readmission_feature_columns(with_measurements=measurements is not None)
+    # The forest's bootstrap draws per partition and row position: a layout that depends only on the data (hash of
+    # the person, sorted by stay) makes the model the same on any cluster, not only for the same seed.
+    partitions = spark.sparkContext.defaultParallelism
+    examples = examples.repartition(partitions, "person_id").sortWithinPartitions("person_id", "visit_occurrence_id")
     examples = examples.cache()
     labels = {int(r[0]): int(r[1]) for r in examples.groupBy(risk_mod.LABEL_COLUMN).count().collect()}
-    if min(labels.get(0, 0), labels.get(1, 0)) < _MIN_CLASS_EXAMPLES:
+    if min(labels.get(0, 0), labels.get(1, 0)) < settings.min_class_examples:
         out._result.notes.append(
-            f"risk: skipped, too few index stays to train (need {_MIN_CLASS_EXAMPLES} of each outcome)")
+            f"risk: skipped, too few index stays to train (need {settings.min_class_examples} of each outcome)")
         examples.unpersist()
         return
     # The training rows are kept (research ids, features dated before each discharge): the model's metadata names
@@ -330,9 +334,6 @@ def _risk(inputs: _Inputs, out: _Writer, config: MedsparkConfig, as_of: dt.date)
     )
     out.write("readmission_risk", risk_mod.score(models.forest, current))
     examples.unpersist()
-
-
-_MIN_CLASS_EXAMPLES = 20  # below this many readmitted (or not) stays, cross-validated AUCs are noise
 
 
 def _publish_models(spark: SparkSession, out: _Writer, config: MedsparkConfig, name: str, models: Any,
@@ -454,9 +455,11 @@ def analyze(spark: SparkSession, config: MedsparkConfig, what: str = "all", *, s
 
 
 def _spec_model(spark: SparkSession, config: MedsparkConfig, out: _Writer, name: str) -> None:
+    from medspark.config.loader import conf_dir
     from medspark.gold.modelspec import load_model_spec, train_from_spec
 
-    models_dir = Path(config.gold.risk.models_dir or Path(__file__).resolve().parents[2] / "conf" / "models")
+    default = conf_dir()
+    models_dir = Path(config.gold.risk.models_dir or (default / "models" if default else "conf/models"))
     path = models_dir / f"{name}.yaml"
     if not path.is_file():
         known = sorted(p.stem for p in models_dir.glob("*.yaml")) if models_dir.is_dir() else []

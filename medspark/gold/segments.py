@@ -8,7 +8,8 @@ pipeline with MLlib next to a JSON of how it was chosen, so a segment table can 
 
 Spark habits measured on this machine (../shared/ENVIRONMENT.md): the KMeans input is NOT cached (MLlib persists
 its own RDD when the input is not cached; caching it as well made KMeans 2.6-4.3x slower), and the input is
-repartitioned so that every core gets a share (a features table read from one small file is one partition).
+repartitioned so that every core gets a share (a features table read from one small file is one partition), by a
+hash of person_id and sorted, so that the same persons give the same segments on any cluster layout.
 """
 
 from __future__ import annotations
@@ -136,8 +137,11 @@ def fit_segments(
 
     assembler = VectorAssembler(inputCols=list(columns), outputCol=RAW_FEATURES, handleInvalid="error")
     scaler = StandardScaler(inputCol=RAW_FEATURES, outputCol=SCALED_FEATURES, withMean=True, withStd=True)
-    # Deliberately not cached: see the module docstring.
-    assembled = assembler.transform(features.select("person_id", *columns).repartition(partitions))
+    # Deliberately not cached: see the module docstring. Hash-partitioned and sorted on person_id, not round-robin:
+    # k-means|| samples its initial centres per partition and row position, so the layout must depend only on the
+    # data (the rows a shuffle delivers come in fetch order, which differs between local mode and a cluster).
+    assembled = assembler.transform(
+        features.select("person_id", *columns).repartition(partitions, "person_id").sortWithinPartitions("person_id"))
     scaler_model = scaler.fit(assembled)
     scaled = scaler_model.transform(assembled)
     evaluator = ClusteringEvaluator(featuresCol=SCALED_FEATURES, predictionCol=SEGMENT, metricName="silhouette",

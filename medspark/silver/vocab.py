@@ -8,12 +8,15 @@ are pure transforms; the vocabulary tables are small enough to broadcast.
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 from dataclasses import dataclass
 from importlib import resources
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as sf
+from pyspark.sql import types as st
 
 from medspark.errors import ConfigError
 
@@ -72,8 +75,24 @@ class Vocabulary:
     unit_alias: DataFrame
 
 
-def _packaged_dir() -> str:
-    return str(resources.files("medspark").joinpath("resources", "vocabulary"))
+def _read_packaged(spark: SparkSession, name: str, ddl: str) -> DataFrame:
+    """One packaged vocabulary file, parsed on the driver into a local relation.
+
+    The files are small (under 100 KB in all). Reading them with ``spark.read.csv`` would hand executors a path in
+    the driver's site-packages, which executors on other hosts cannot read, and which is not a path at all when
+    medspark is imported from a ``--py-files`` archive.
+    """
+    schema = st.StructType.fromDDL(ddl)
+    assert isinstance(schema, st.StructType)  # a column list parses to a struct
+    text = resources.files("medspark").joinpath("resources", "vocabulary", name).read_text(encoding="utf-8")
+    header, *body = list(csv.reader(io.StringIO(text)))
+    if header != schema.names or any(len(row) != len(header) for row in body):
+        raise RuntimeError(f"packaged vocabulary file {name} does not match its layout ({', '.join(schema.names)})")
+    # as Spark's CSV reader: an empty unquoted field is null (the packaged files have no quoted empty fields)
+    rows = [[value if value != "" else None for value in row] for row in body]
+    strings = st.StructType([st.StructField(field, st.StringType()) for field in schema.names])
+    return spark.createDataFrame(rows, strings).select(
+        *[sf.col(f.name).cast(f.dataType).alias(f.name) for f in schema.fields])
 
 
 def _read(spark: SparkSession, path: str, ddl: str, *, athena: bool = False) -> DataFrame:
@@ -108,15 +127,14 @@ def load_vocabulary(spark: SparkSession, path: str | None = None) -> Vocabulary:
     Raises:
         ConfigError: ``path`` is not a directory with one of the two layouts.
     """
-    packaged = _packaged_dir()
-    stcm = _blank_to_null(_read(spark, os.path.join(packaged, "source_to_concept_map.csv"),
-                                SOURCE_TO_CONCEPT_MAP_DDL), "invalid_reason")
-    conversions = _read(spark, os.path.join(packaged, "unit_conversion.csv"), UNIT_CONVERSION_DDL)
-    aliases = _read(spark, os.path.join(packaged, "unit_alias.csv"), UNIT_ALIAS_DDL)
-    own_concepts = _blank_to_null(_read(spark, os.path.join(packaged, "concept.csv"), CONCEPT_DDL),
-                                  "standard_concept", "invalid_reason")
-    own_relationships = _blank_to_null(_read(spark, os.path.join(packaged, "concept_relationship.csv"),
-                                             CONCEPT_RELATIONSHIP_DDL), "invalid_reason")
+    stcm = _blank_to_null(_read_packaged(spark, "source_to_concept_map.csv", SOURCE_TO_CONCEPT_MAP_DDL),
+                          "invalid_reason")
+    conversions = _read_packaged(spark, "unit_conversion.csv", UNIT_CONVERSION_DDL)
+    aliases = _read_packaged(spark, "unit_alias.csv", UNIT_ALIAS_DDL)
+    own_concepts = _blank_to_null(_read_packaged(spark, "concept.csv", CONCEPT_DDL), "standard_concept",
+                                  "invalid_reason")
+    own_relationships = _blank_to_null(_read_packaged(spark, "concept_relationship.csv", CONCEPT_RELATIONSHIP_DDL),
+                                       "invalid_reason")
     if path is None:
         return Vocabulary(_with_dates(own_concepts, "yyyy-MM-dd"), _with_dates(own_relationships, "yyyy-MM-dd"),
                           stcm, conversions, aliases)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -44,3 +45,16 @@ def test_console_script_exit_code_without_traceback() -> None:
 def test_job_entry_point_accepts_global_options_anywhere(capsys: pytest.CaptureFixture[str]) -> None:
     assert run_job("ingest", ["--source", "x", "--set", "ingest.nope=1"]) == 2
     assert "unknown config key 'ingest.nope'" in capsys.readouterr().err
+
+
+JOBS = sorted((Path(__file__).resolve().parents[2] / "jobs").glob("*.py"))
+
+
+@pytest.mark.parametrize("job", JOBS, ids=[p.stem for p in JOBS])
+def test_each_job_file_runs_its_own_command(job: Path) -> None:
+    """``python jobs/<name>.py --help`` is ``medspark <name> --help``: each spark-submit entry point maps to its CLI
+    command (the cluster test submits jobs/generate.py and jobs/pipeline.py; the Airflow DAG submits the rest)."""
+    proc = subprocess.run([sys.executable, str(job), "--help"], capture_output=True, text=True, timeout=120,
+                          check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith(f"usage: medspark {job.stem} "), proc.stdout[:200]

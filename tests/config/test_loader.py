@@ -84,3 +84,24 @@ def test_a_relative_local_lakehouse_becomes_absolute(tmp_path: Path, monkeypatch
     assert load_config("test", environ={}, lakehouse="file:/data/lh").lakehouse == "file:/data/lh"
     assert load_config("test", environ={}, lakehouse="abfss://c@a.dfs.core.windows.net/lh").lakehouse.startswith(
         "abfss://")
+
+
+def test_profiles_found_beside_the_running_job_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under spark-submit medspark may come from a --py-files archive (no conf/ beside the package): the profiles
+    are then the ones beside the submitted jobs/ folder."""
+    from medspark.config import loader
+
+    deploy = tmp_path / "deploy"
+    (deploy / "jobs").mkdir(parents=True)
+    (deploy / "jobs" / "pipeline.py").write_text("")
+    (deploy / "conf").mkdir()
+    (deploy / "conf" / "base.yaml").write_text("lakehouse: /data/lh\n")
+    (deploy / "conf" / "cluster.yaml").write_text("gold:\n  min_cell_count: 11\n")
+    monkeypatch.chdir(tmp_path)  # no ./conf here
+    monkeypatch.delenv("MEDSPARK_CONF_DIR", raising=False)
+    monkeypatch.setattr(loader, "__file__", str(tmp_path / "archive.zip" / "medspark" / "config" / "loader.py"))
+    monkeypatch.setattr("sys.argv", [str(deploy / "jobs" / "pipeline.py")])
+    assert loader.conf_dir() == deploy / "conf"
+    assert load_config("cluster", environ={}).gold.min_cell_count == 11
+    monkeypatch.setattr("sys.argv", [str(deploy / "pipeline.py")])  # not a job file: not looked beside
+    assert loader.conf_dir() is None

@@ -1,0 +1,246 @@
+"""The whole pipeline on a real Spark standalone cluster against the same pipeline in local mode (issue 5 §1).
+
+A master and two one-core workers are started on 127.0.0.1 from the installed pyspark distribution (the pip wheel
+has no ``sbin/`` scripts, so the daemons are started with ``bin/spark-class``) and stopped by the PIDs started
+here, also when the test fails. The cluster run goes through ``spark-submit`` and the ``jobs/`` entry points with
+the ``cluster`` profile, medspark shipped as a ``--py-files`` archive and Delta from ``--packages``; the local run
+is ``medspark pipeline`` in this test session (``local[2]``). Both read one generated source and run with the same
+partitioning settings, so every gold table must hold the same rows, models included (k-means and the forest lay
+their input out by a hash of the person, so their seeded draws do not depend on where rows were computed); doubles
+are compared with a relative tolerance of 1e-9, for sums whose order depends on which executor answers first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyspark
+import pytest
+from pyspark.sql import DataFrame, SparkSession
+
+from medspark.cli.main import main
+from medspark.config import load_config
+from medspark.ops.tables import list_tables
+from medspark.pipeline import STAGES
+
+REPO = Path(__file__).resolve().parents[2]
+SPARK_HOME = Path(pyspark.__file__).resolve().parent
+PATIENTS = 100
+SEED = 5  # a seed whose 100 patients have 11 readmitted stays of 25, so the risk model trains
+# Settings both runs share: the partition layout decides the seeded samples of k-means|| and the forest's
+# bootstraps, so it is pinned; the cluster profile's own defaults (64 shuffle partitions) are overridden with
+# spark-submit --conf, which wins over the YAML profile.
+SHARED_CONF = {
+    "spark.sql.shuffle.partitions": "2",
+    "spark.default.parallelism": "2",
+    "spark.sql.adaptive.enabled": "false",
+    "spark.databricks.delta.snapshotPartitions": "2",
+    "spark.sql.codegen.wholeStage": "false",
+    "spark.sql.codegen.factoryMode": "NO_CODEGEN",
+}
+# A small gold configuration (the analyses all run; fewer k and a smaller grid keep two runs affordable in CI).
+SHARED_SET = [
+    "gold.segments.k_values=[2,3]",
+    "gold.segments.n_init=1",
+    "gold.risk.num_trees=[20]",
+    "gold.risk.max_depth=[4]",
+    "gold.risk.folds=2",
+    "gold.risk.min_class_examples=5",
+]
+# Model metrics (AUC, Brier, silhouette, costs...) may differ in the last bits where a sum's order depends on
+# which executor answers first; counts and labels must be identical.
+REL_TOL = 1e-9
+DAEMON_TIMEOUT_S = 180  # a fail-safe for a daemon that never comes up, not a measurement
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class StandaloneCluster:
+    """A master and workers started with ``spark-class``, each in its own process group, stopped by PID."""
+
+    def __init__(self, workdir: Path, workers: int = 2, cores: int = 1, memory: str = "2g") -> None:
+        self.workdir = workdir
+        self.workers = workers
+        self.cores = cores
+        self.memory = memory
+        self.port = _free_port()
+        self.url = f"spark://127.0.0.1:{self.port}"
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def _env(self) -> dict[str, str]:
+        return {**os.environ, "SPARK_HOME": str(SPARK_HOME), "SPARK_LOCAL_IP": "127.0.0.1",
+                "PYSPARK_PYTHON": sys.executable, "SPARK_NO_DAEMONIZE": "1"}
+
+    def _daemon(self, name: str, args: list[str], ready: str) -> None:
+        log = self.workdir / f"{name}.log"
+        with log.open("wb") as out:
+            proc = subprocess.Popen([str(SPARK_HOME / "bin" / "spark-class"), *args], stdout=out,
+                                    stderr=subprocess.STDOUT, env=self._env(), start_new_session=True)
+        self.procs.append(proc)
+        deadline = time.monotonic() + DAEMON_TIMEOUT_S
+        while ready not in log.read_text(errors="replace"):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                tail = log.read_text(errors="replace")[-3000:]
+                raise RuntimeError(f"{name} did not start (exit {proc.poll()}):\n{tail}")
+            time.sleep(0.5)
+
+    def start(self) -> None:
+        self._daemon("master", ["org.apache.spark.deploy.master.Master", "--host", "127.0.0.1", "--port",
+                                str(self.port), "--webui-port", str(_free_port())], "I have been elected leader")
+        for i in range(self.workers):
+            work = self.workdir / f"worker-{i}"
+            work.mkdir()
+            self._daemon(f"worker-{i}", ["org.apache.spark.deploy.worker.Worker", "--host", "127.0.0.1",
+                                         "--cores", str(self.cores), "--memory", self.memory, "--webui-port",
+                                         str(_free_port()), "--work-dir", str(work), self.url],
+                         "Successfully registered with master")
+
+    def stop(self) -> None:
+        """SIGTERM each process group started here, SIGKILL what is left after 30 s."""
+        for proc in self.procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=30)
+
+    def alive(self) -> list[int]:
+        return [proc.pid for proc in self.procs if proc.poll() is None]
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StandaloneCluster]:
+    standalone = StandaloneCluster(tmp_path_factory.mktemp("standalone"))
+    try:
+        standalone.start()
+        yield standalone
+    finally:
+        standalone.stop()
+    assert standalone.alive() == [], "cluster processes survived stop()"
+
+
+def _medspark_zip(dest: Path) -> Path:
+    """The medspark package as a --py-files archive, as one ships it to a cluster without a shared venv."""
+    archive = dest / "medspark.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for path in (REPO / "medspark").rglob("*"):
+            if path.is_file() and "__pycache__" not in path.parts:
+                zf.write(path, path.relative_to(REPO))
+    return archive
+
+
+def _submit(cluster: StandaloneCluster, py_files: Path, job: str, args: list[str], log: Path) -> str:
+    delta = load_config("cluster").spark.delta_package
+    conf = [f"--conf={key}={value}" for key, value in SHARED_CONF.items()]
+    command = [str(SPARK_HOME / "bin" / "spark-submit"), "--master", cluster.url, "--packages", delta,
+               "--py-files", str(py_files), "--driver-memory", "2g", "--executor-memory", "2g",
+               "--conf", "spark.executor.cores=1", "--conf", "spark.cores.max=2", "--conf", "spark.ui.enabled=false",
+               *conf, str(REPO / "jobs" / f"{job}.py"), *args]
+    env = {**os.environ, "SPARK_HOME": str(SPARK_HOME), "SPARK_LOCAL_IP": "127.0.0.1",
+           "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=log.parent, check=False)
+    log.write_text(done.stdout + "\n----- stderr -----\n" + done.stderr)
+    assert done.returncode == 0, f"spark-submit jobs/{job}.py exited {done.returncode}; see {log}:\n" + \
+        done.stderr[-4000:]
+    return done.stdout
+
+
+def _stage_status(output: str) -> dict[str, str]:
+    """The stage lines of the pipeline's closing summary (spark-submit merges the driver's stderr into stdout)."""
+    return dict(re.findall(rf"^  ({'|'.join(STAGES)})\s+(succeeded|skipped|failed)\b", output, re.M))
+
+
+def _tree_digest(root: Path) -> dict[str, str]:
+    """SHA-256 of every generated file; the run summary (its timings and output path) is left out."""
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file() and p.name != "summary.json"}
+
+
+def _rounded(value: object) -> object:
+    if isinstance(value, float) and math.isfinite(value):
+        return float(f"{value:.6g}")
+    if isinstance(value, (list, tuple)):
+        return tuple(_rounded(v) for v in value)
+    return value
+
+
+def _comparable(frame: DataFrame) -> list[tuple[object, ...]]:
+    """Rows of a (small, gold) table in a canonical order: sorted on values with doubles rounded, so a last-bit
+    difference cannot reorder them; the comparison itself is on the unrounded values."""
+    columns = sorted(frame.columns)
+    rows = [tuple(row) for row in frame.select(*columns).collect()]
+    return sorted(rows, key=lambda row: repr(_rounded(row)))
+
+
+def _close(a: object, b: object) -> bool:
+    if isinstance(a, float) and isinstance(b, float):
+        return (math.isnan(a) and math.isnan(b)) or math.isclose(a, b, rel_tol=REL_TOL, abs_tol=1e-12)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_close(x, y) for x, y in zip(a, b, strict=True))
+    return a == b
+
+
+def test_pipeline_on_a_standalone_cluster_equals_local_mode(
+    spark: SparkSession, cluster: StandaloneCluster, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    py_files = _medspark_zip(tmp_path)
+    source = tmp_path / "source"
+    cluster_lh = tmp_path / "lakehouse-cluster"
+    local_lh = tmp_path / "lakehouse-local"
+    settings = [arg for item in SHARED_SET for arg in ("--set", item)]
+
+    # generate under spark-submit (no Spark needed, the job file must still work there), same files as in-process
+    _submit(cluster, py_files, "generate", ["--patients", str(PATIENTS), "--seed", str(SEED), "--out", str(source)],
+            tmp_path / "generate.log")
+    assert main(["generate", "--patients", str(PATIENTS), "--seed", str(SEED), "--out", str(tmp_path / "again")]) == 0
+    assert _tree_digest(source) == _tree_digest(tmp_path / "again")
+
+    # the whole pipeline on the cluster, then again: nothing changed, so every stage is skipped
+    args = ["--config", "cluster", "--lakehouse", str(cluster_lh), *settings, "--source", str(source)]
+    first = _submit(cluster, py_files, "pipeline", args, tmp_path / "pipeline-cluster.log")
+    assert _stage_status(first) == dict.fromkeys(STAGES, "succeeded"), first[-3000:]
+    second = _submit(cluster, py_files, "pipeline", args, tmp_path / "pipeline-cluster-again.log")
+    assert _stage_status(second) == dict.fromkeys(STAGES, "skipped"), second[-3000:]
+
+    # the same pipeline in local mode, in this session
+    capsys.readouterr()
+    assert main(["--config", "test", "--lakehouse", str(local_lh), *settings, "pipeline", "--source",
+                 str(source)]) == 0
+
+    # the cluster did the work: two pipeline applications registered, executors launched on both workers
+    master_log = (cluster.workdir / "master.log").read_text(errors="replace")
+    assert master_log.count("Registered app medspark") >= 2, master_log[-3000:]
+    for i in range(cluster.workers):
+        assert "Asked to launch executor" in (cluster.workdir / f"worker-{i}.log").read_text(errors="replace")
+
+    gold_local = [t.key for t in list_tables(spark, load_config("test", lakehouse=str(local_lh)), ("gold",))]
+    gold_cluster = [t.key for t in list_tables(spark, load_config("test", lakehouse=str(cluster_lh)), ("gold",))]
+    assert gold_local == gold_cluster and len(gold_local) >= 20, (gold_local, gold_cluster)
+    different = []
+    for table in gold_local:
+        here = spark.read.format("delta").load(f"{local_lh}/{table}")
+        there = spark.read.format("delta").load(f"{cluster_lh}/{table}")
+        assert here.schema == there.schema, table
+        a, b = _comparable(here), _comparable(there)
+        same = len(a) == len(b) and all(_close(x, y) for x, y in zip(a, b, strict=True))
+        if not same:
+            different.append(table)
+    assert different == [], f"gold tables that differ between the cluster and local mode: {different}"
