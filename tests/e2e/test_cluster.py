@@ -22,7 +22,8 @@ import subprocess
 import sys
 import time
 import zipfile
-from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyspark
@@ -126,17 +127,6 @@ class StandaloneCluster:
         return [proc.pid for proc in self.procs if proc.poll() is None]
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StandaloneCluster]:
-    standalone = StandaloneCluster(tmp_path_factory.mktemp("standalone"))
-    try:
-        standalone.start()
-        yield standalone
-    finally:
-        standalone.stop()
-    assert standalone.alive() == [], "cluster processes survived stop()"
-
-
 def _medspark_zip(dest: Path) -> Path:
     """The medspark package as a --py-files archive, as one ships it to a cluster without a shared venv."""
     archive = dest / "medspark.zip"
@@ -147,7 +137,8 @@ def _medspark_zip(dest: Path) -> Path:
     return archive
 
 
-def _submit(cluster: StandaloneCluster, py_files: Path, job: str, args: list[str], log: Path) -> str:
+def _submit(cluster: StandaloneCluster, py_files: Path, job: str, args: list[str], log: Path) -> tuple[int, str]:
+    """spark-submit ``jobs/<job>.py`` to the cluster; its exit code and stdout (the full output goes to ``log``)."""
     delta = load_config("cluster").spark.delta_package
     conf = [f"--conf={key}={value}" for key, value in SHARED_CONF.items()]
     command = [str(SPARK_HOME / "bin" / "spark-submit"), "--master", cluster.url, "--packages", delta,
@@ -158,9 +149,7 @@ def _submit(cluster: StandaloneCluster, py_files: Path, job: str, args: list[str
            "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
     done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=log.parent, check=False)
     log.write_text(done.stdout + "\n----- stderr -----\n" + done.stderr)
-    assert done.returncode == 0, f"spark-submit jobs/{job}.py exited {done.returncode}; see {log}:\n" + \
-        done.stderr[-4000:]
-    return done.stdout
+    return done.returncode, done.stdout
 
 
 def _stage_status(output: str) -> dict[str, str]:
@@ -198,49 +187,106 @@ def _close(a: object, b: object) -> bool:
     return a == b
 
 
-def test_pipeline_on_a_standalone_cluster_equals_local_mode(
-    spark: SparkSession, cluster: StandaloneCluster, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    py_files = _medspark_zip(tmp_path)
-    source = tmp_path / "source"
-    cluster_lh = tmp_path / "lakehouse-cluster"
-    local_lh = tmp_path / "lakehouse-local"
+GOLD_TABLES = (
+    "association_rules", "chi_square_condition_sex", "condition_monthly_incidence", "condition_prevalence",
+    "condition_trajectories", "cost_anomalies_care_site", "cost_anomalies_provider", "drug_prevalence",
+    "feature_importance_readmission", "frequent_itemsets", "model_calibration_readmission",
+    "model_metrics_readmission", "observation_period_stats", "patient_segments", "person_counts",
+    "procedure_prevalence", "readmission_examples", "readmission_rates", "readmission_risk", "segment_profiles",
+    "segment_scores", "segment_top_conditions", "utilisation_correlation", "visit_stats",
+)  # fmt: skip
+
+
+@dataclass
+class Runs:
+    """What the module fixture did: the cluster, its logs and outputs, both lakehouses."""
+
+    cluster: StandaloneCluster
+    workdir: Path
+    source: Path
+    cluster_lakehouse: Path
+    local_lakehouse: Path
+    submissions: dict[str, tuple[int, str]] = field(default_factory=dict)
+    local_exit: int | None = None
+
+
+@pytest.fixture(scope="module")
+def runs(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Runs:
+    """Start the cluster; generate under spark-submit; run the pipeline on the cluster while the same pipeline runs
+    in local mode in this session (they share nothing but the source); run it on the cluster again; stop the
+    cluster (also when anything above fails). The tests below check what happened."""
+    workdir = tmp_path_factory.mktemp("cluster")
+    result = Runs(StandaloneCluster(workdir / "daemons"), workdir, workdir / "source", workdir / "lakehouse-cluster",
+                  workdir / "lakehouse-local")
+    result.cluster.workdir.mkdir()
+    py_files = _medspark_zip(workdir)
     settings = [arg for item in SHARED_SET for arg in ("--set", item)]
+    args = ["--config", "cluster", "--lakehouse", str(result.cluster_lakehouse), *settings, "--source",
+            str(result.source)]
+    try:
+        result.cluster.start()
+        result.submissions["generate"] = _submit(
+            result.cluster, py_files, "generate",
+            ["--patients", str(PATIENTS), "--seed", str(SEED), "--out", str(result.source)], workdir / "generate.log")
+        if result.submissions["generate"][0] == 0:
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                first = pool.submit(_submit, result.cluster, py_files, "pipeline", args, workdir / "pipeline-1.log")
+                result.local_exit = main(["--config", "test", "--lakehouse", str(result.local_lakehouse), *settings,
+                                          "pipeline", "--source", str(result.source)])
+                result.submissions["pipeline-1"] = first.result()
+            result.submissions["pipeline-2"] = _submit(result.cluster, py_files, "pipeline", args,
+                                                       workdir / "pipeline-2.log")
+    finally:
+        result.cluster.stop()
+    return result
 
-    # generate under spark-submit (no Spark needed, the job file must still work there), same files as in-process
-    _submit(cluster, py_files, "generate", ["--patients", str(PATIENTS), "--seed", str(SEED), "--out", str(source)],
-            tmp_path / "generate.log")
+
+def _succeeded(runs: Runs, name: str) -> str:
+    code, out = runs.submissions.get(name, (None, ""))
+    assert code == 0, f"spark-submit of {name} exited {code}; see {runs.workdir / (name + '.log')}:\n{out[-3000:]}"
+    return out
+
+
+def test_cluster_daemons_are_stopped_by_their_pids(runs: Runs) -> None:
+    assert len(runs.cluster.procs) == 1 + runs.cluster.workers
+    assert runs.cluster.alive() == []
+
+
+def test_generate_under_spark_submit_writes_what_it_writes_in_process(runs: Runs, tmp_path: Path) -> None:
+    _succeeded(runs, "generate")
     assert main(["generate", "--patients", str(PATIENTS), "--seed", str(SEED), "--out", str(tmp_path / "again")]) == 0
-    assert _tree_digest(source) == _tree_digest(tmp_path / "again")
+    assert _tree_digest(runs.source) == _tree_digest(tmp_path / "again")
 
-    # the whole pipeline on the cluster, then again: nothing changed, so every stage is skipped
-    args = ["--config", "cluster", "--lakehouse", str(cluster_lh), *settings, "--source", str(source)]
-    first = _submit(cluster, py_files, "pipeline", args, tmp_path / "pipeline-cluster.log")
-    assert _stage_status(first) == dict.fromkeys(STAGES, "succeeded"), first[-3000:]
-    second = _submit(cluster, py_files, "pipeline", args, tmp_path / "pipeline-cluster-again.log")
-    assert _stage_status(second) == dict.fromkeys(STAGES, "skipped"), second[-3000:]
 
-    # the same pipeline in local mode, in this session
-    capsys.readouterr()
-    assert main(["--config", "test", "--lakehouse", str(local_lh), *settings, "pipeline", "--source",
-                 str(source)]) == 0
+def test_every_stage_runs_on_the_cluster_then_is_skipped(runs: Runs) -> None:
+    assert _stage_status(_succeeded(runs, "pipeline-1")) == dict.fromkeys(STAGES, "succeeded")
+    assert _stage_status(_succeeded(runs, "pipeline-2")) == dict.fromkeys(STAGES, "skipped")
+    assert runs.local_exit == 0
 
-    # the cluster did the work: two pipeline applications registered, executors launched on both workers
-    master_log = (cluster.workdir / "master.log").read_text(errors="replace")
+
+def test_the_cluster_did_the_work(runs: Runs) -> None:
+    """Both pipeline applications registered with the master; both workers launched executors for them."""
+    _succeeded(runs, "pipeline-1")
+    master_log = (runs.cluster.workdir / "master.log").read_text(errors="replace")
     assert master_log.count("Registered app medspark") >= 2, master_log[-3000:]
-    for i in range(cluster.workers):
-        assert "Asked to launch executor" in (cluster.workdir / f"worker-{i}.log").read_text(errors="replace")
+    for i in range(runs.cluster.workers):
+        assert "Asked to launch executor" in (runs.cluster.workdir / f"worker-{i}.log").read_text(errors="replace")
 
-    gold_local = [t.key for t in list_tables(spark, load_config("test", lakehouse=str(local_lh)), ("gold",))]
-    gold_cluster = [t.key for t in list_tables(spark, load_config("test", lakehouse=str(cluster_lh)), ("gold",))]
-    assert gold_local == gold_cluster and len(gold_local) >= 20, (gold_local, gold_cluster)
-    different = []
-    for table in gold_local:
-        here = spark.read.format("delta").load(f"{local_lh}/{table}")
-        there = spark.read.format("delta").load(f"{cluster_lh}/{table}")
-        assert here.schema == there.schema, table
-        a, b = _comparable(here), _comparable(there)
-        same = len(a) == len(b) and all(_close(x, y) for x, y in zip(a, b, strict=True))
-        if not same:
-            different.append(table)
-    assert different == [], f"gold tables that differ between the cluster and local mode: {different}"
+
+def test_both_runs_wrote_every_gold_table(spark: SparkSession, runs: Runs) -> None:
+    for lakehouse in (runs.local_lakehouse, runs.cluster_lakehouse):
+        found = {t.name for t in list_tables(spark, load_config("test", lakehouse=str(lakehouse)), ("gold",))}
+        assert found == set(GOLD_TABLES), lakehouse
+
+
+@pytest.mark.parametrize("table", GOLD_TABLES)
+def test_gold_table_equals_local_mode(spark: SparkSession, runs: Runs, table: str) -> None:
+    _succeeded(runs, "pipeline-1")
+    assert runs.local_exit == 0
+    here = spark.read.format("delta").load(f"{runs.local_lakehouse}/gold/{table}")
+    there = spark.read.format("delta").load(f"{runs.cluster_lakehouse}/gold/{table}")
+    assert here.schema == there.schema
+    local_rows, cluster_rows = _comparable(here), _comparable(there)
+    assert len(local_rows) == len(cluster_rows)
+    mismatched = [(a, b) for a, b in zip(local_rows, cluster_rows, strict=True) if not _close(a, b)]
+    assert mismatched == [], f"{len(mismatched)} rows differ, first: {mismatched[:2]}"
