@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PATIENTS ?= 1000
 
-.PHONY: install sample test lint bench clean
+.PHONY: install sample test test-cluster lint bench clean
 
 $(BIN)/medspark: pyproject.toml
 	@command -v java >/dev/null 2>&1 || { echo "medspark: error: Java not found: install Java 17 and put java on PATH" >&2; exit 2; }
@@ -30,6 +30,11 @@ sample: install .sample-pseudonym-key
 # test fails instead of skipping when Airflow is missing.
 test: install
 	MEDSPARK_REQUIRE_AIRFLOW=1 $(BIN)/python -m pytest -q -n 2 --dist loadfile
+
+# The whole pipeline on a standalone cluster (a master and two workers on 127.0.0.1) against local mode: 10-20
+# minutes on 2 cores, so not part of `make test`.
+test-cluster: install
+	MEDSPARK_CLUSTER_TEST=1 $(BIN)/python -m pytest -q tests/e2e/test_cluster.py
 
 lint: install
 	$(BIN)/ruff check medspark jobs tests bench dags
