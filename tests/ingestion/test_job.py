@@ -17,6 +17,7 @@ from pyspark.testing import assertDataFrameEqual
 from medspark.config import MedsparkConfig, load_config
 from medspark.ingestion import job as ingest_job
 from medspark.ingestion import registry
+from medspark.ingestion.contract import SourceFile
 from medspark.ingestion.job import AccountingError, ingest
 
 VOLATILE = ["_run_id", "_ingested_at"]
@@ -246,3 +247,19 @@ def test_parser_that_loses_a_record_fails_the_batch(
     assert not (Path(config.lakehouse) / "bronze").exists()
     status = _table(spark, config, "ops", "run_log").where("table_name is null").first()
     assert status is not None and status["status"] == "failed"
+
+
+@pytest.mark.parametrize(
+    ("sizes", "split_bytes", "cores", "expected"),
+    [
+        ([35_000] * 207, 32 << 20, 2, 2),  # many small Bundles: one partition per core, not one per file
+        ([100 << 20] * 3, 32 << 20, 2, 3),  # large files: never more partitions than files
+        ([10 << 20] * 20, 32 << 20, 2, 7),  # 200 MiB in 32 MiB portions
+        ([0], 32 << 20, 8, 1),  # one empty file
+    ],
+)
+def test_whole_file_formats_pack_files_into_partitions(
+    sizes: list[int], split_bytes: int, cores: int, expected: int
+) -> None:
+    files = [SourceFile(f"file:/s/{i}.json", size, 0, "fhir-bundle", b"") for i, size in enumerate(sizes)]
+    assert ingest_job.file_partitions(files, split_bytes, cores) == expected

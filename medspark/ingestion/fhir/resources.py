@@ -498,6 +498,20 @@ def _wrapped(json_text: Column) -> Column:
     return sf.concat(sf.lit("["), json_text, sf.lit("]"))
 
 
+def parsed_once(value: Column, name: str) -> Column:
+    """``value`` as the output of a one-row generator (``explode(array(value))``), named ``name``.
+
+    Spark's optimizer substitutes an aliased expression into every filter and projection that refers to it
+    (``PushPredicateThroughNonJoin``, ``CollapseProject``): the Observation plan held 22 copies of the strict
+    validity parse (one in the routing filter, the rest in quarantine conditions). Whole-stage codegen's common
+    subexpression elimination hid most of that cost (the 10,000-patient NDJSON ingest took the same time either
+    way), but interpreted evaluation and the optimizer itself do not get that help. A generator's output is an
+    attribute the optimizer cannot inline, so the plan now parses each text once (2 ``from_json`` in the plan).
+    ``explode`` of a one-element array keeps every row, a null one too.
+    """
+    return sf.explode(sf.array(value)).alias(name)
+
+
 def _one_object(parsed: Column) -> Column:
     """The single element of a wrapped parse, null unless the text was exactly one JSON object."""
     return sf.when(parsed.isNotNull() & (sf.size(parsed) == 1), sf.get(parsed, 0))
@@ -581,10 +595,11 @@ def _typed_entity_rows(records: DataFrame, fhir_type: str) -> DataFrame:
     assert spec.json_schema is not None
     raw = sf.col("_raw")
     json_text = _json_text(raw)
-    envelope = _one_object(sf.from_json(_wrapped(json_text), schemas.ENVELOPE_TYPE_JSON, _STRICT_JSON))
+    envelope = sf.from_json(_wrapped(json_text), schemas.ENVELOPE_TYPE_JSON, _STRICT_JSON)
     routed = (
         _typed_candidates(records, fhir_type)
-        .select(*RECORD_COLUMNS, "_by_prefix", json_text.alias("_json"), envelope.alias("_env"))
+        .select(*RECORD_COLUMNS, "_by_prefix", json_text.alias("_json"), parsed_once(envelope, "_wrapped_env"))
+        .select(*RECORD_COLUMNS, "_by_prefix", "_json", _one_object(sf.col("_wrapped_env")).alias("_env"))
         .filter(sf.col("_by_prefix") | (_envelope_entity(sf.col("_env")["resourceType"], raw) == entity))
     )
     typed = routed.withColumn("_typed", sf.from_json("_json", spec.json_schema))
@@ -609,12 +624,13 @@ def _other_entity_rows(records: DataFrame) -> DataFrame:
     """Rows of ``fhir_other``: every record no typed entity takes, with the elements all resources share."""
     raw = sf.col("_raw")
     json_text = _json_text(raw)
-    envelope = _one_object(sf.from_json(_wrapped(json_text), schemas.ENVELOPE_JSON, _STRICT_JSON))
+    envelope = sf.from_json(_wrapped(json_text), schemas.ENVELOPE_JSON, _STRICT_JSON)
     declared = sf.col("_env")["resourceType"]
     resource_type = sf.when(declared.rlike(_RESOURCE_TYPE_PATTERN), declared)
     routed = (
         _other_candidates(records)
-        .select(*RECORD_COLUMNS, json_text.alias("_json"), envelope.alias("_env"))
+        .select(*RECORD_COLUMNS, json_text.alias("_json"), parsed_once(envelope, "_wrapped_env"))
+        .select(*RECORD_COLUMNS, "_json", _one_object(sf.col("_wrapped_env")).alias("_env"))
         .filter(sf.col("_split_reason").isNotNull() | (_envelope_entity(resource_type, raw) == OTHER_ENTITY))
     )
     env = sf.col("_env")
