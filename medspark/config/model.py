@@ -47,7 +47,8 @@ class IngestSettings(_Strict):
     quarantine_exact_duplicates: bool = True
     # Line-format files larger than this are read in several blocks (tasks); line numbers stay exact (see
     # medspark.io.sources). 32 MiB keeps both cores busy on a bulk export whose Observation file is 60 % of the
-    # bytes (NDJSON at 10,000 patients: 88 s with 256 MiB, 75 s with 32 MiB).
+    # bytes (NDJSON at 10,000 patients, one profiling run each: 88 s with 256 MiB, 75 s with 32 MiB; runs on this
+    # shared machine vary by about 15 %).
     split_bytes: int = Field(default=32 * 1024 * 1024, ge=1024 * 1024)
     # Upper bound on files planned into one batch; more files go to the following batches of the same run.
     max_files_per_batch: int = Field(default=5000, ge=1)

@@ -359,7 +359,7 @@ def file_partitions(files: Sequence[SourceFile], split_bytes: int, cores: int) -
 
     Whole-file records carry their own positions, so files need not sit alone in a partition. One task per file
     made each of the eight stages over 207 small Bundles 207 tasks long: the 10,000-patient Bundle ingest took
-    133 s in ``bench/bench_bronze.py``, 51 s packed.
+    133 s in ``bench/bench_bronze.py``, 51-56 s packed (two runs).
     """
     total = sum(f.size for f in files)
     wanted = max(cores, -(-total // split_bytes))
