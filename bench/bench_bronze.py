@@ -46,24 +46,23 @@ def _spark_parse_reference(spark, name: str, files, out: Path) -> float | None:
     if name == "fhir-ndjson":
         from medspark.ingestion.fhir.resources import _SPECS, TYPED_ENTITIES
 
-        with measure() as parse:
-            for f in files:
-                stem = f.path.rsplit("/", 1)[-1].split(".", 1)[0]
-                entity = TYPED_ENTITIES.get(stem)
-                if entity is None:
-                    continue
-                lines = spark.read.text(escape_glob(f.path))
-                lines.select("value", sf.from_json("value", _SPECS[entity].json_schema).alias("parsed")).write.format(
-                    "delta").mode("overwrite").save(str(out / stem))
-        return parse.seconds
-    if name == "synthea-csv":
-        with measure() as parse:
-            for f in files:
-                stem = f.path.rsplit("/", 1)[-1].split(".", 1)[0]
-                spark.read.option("header", True).csv(escape_glob(f.path)).write.format("delta").mode(
-                    "overwrite").save(str(out / stem))
-        return parse.seconds
-    return None
+        def parse(path: str, stem: str):
+            if stem not in TYPED_ENTITIES:
+                return None
+            schema = _SPECS[TYPED_ENTITIES[stem]].json_schema
+            return spark.read.text(path).select("value", sf.from_json("value", schema).alias("parsed"))
+    elif name == "synthea-csv":
+        def parse(path: str, stem: str):
+            return spark.read.option("header", True).csv(path)
+    else:
+        return None
+    with measure() as timing:
+        for f in files:
+            stem = f.path.rsplit("/", 1)[-1].split(".", 1)[0]
+            frame = parse(escape_glob(f.path), stem)
+            if frame is not None:
+                frame.write.format("delta").mode("overwrite").save(str(out / stem))
+    return timing.seconds
 
 
 def main() -> int:
