@@ -26,7 +26,7 @@ RESERVED_ENV = {
     "MEDSPARK_SHARED_DATA",
     "MEDSPARK_TEST_KILL_AT",
     "MEDSPARK_REQUIRE_AIRFLOW",  # set by `make test`: the Airflow DAG test fails instead of skipping
-    "MEDSPARK_CLUSTER_TEST",  # set by `make test` and `make test-cluster`: run the standalone-cluster test
+    "MEDSPARK_CLUSTER_TEST",  # set by `make test-cluster`: run the standalone-cluster test
 }
 PROFILES = ("local", "test", "cluster")
 # Keys whose value is a free-form map: the rest of a dotted --set path is one key (Spark keys have dots).

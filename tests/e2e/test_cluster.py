@@ -76,6 +76,7 @@ DAEMON_TIMEOUT_S = 180  # a fail-safe for a daemon that never comes up, not a me
 # fills up during a pipeline and then switches the JIT off. This module alone: 844 s -> 748 s, the cluster's drivers
 # and executors 888 s -> 616 s of CPU (one run each, on an otherwise idle machine).
 TEST_JVM_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=240m -XX:+UseSerialGC"
+TEST_JVM_CONF = {"spark.driver.extraJavaOptions": TEST_JVM_OPTIONS, "spark.executor.extraJavaOptions": TEST_JVM_OPTIONS}
 
 
 def _free_port() -> int:
@@ -154,13 +155,11 @@ def _medspark_zip(dest: Path) -> Path:
 def _submit(cluster: StandaloneCluster, py_files: Path, job: str, args: list[str], log: Path) -> tuple[int, str]:
     """spark-submit ``jobs/<job>.py`` to the cluster; its exit code and stdout (the full output goes to ``log``)."""
     delta = load_config("cluster").spark.delta_package
-    conf = [f"--conf={key}={value}" for key, value in SHARED_CONF.items()]
+    conf = [f"--conf={key}={value}" for key, value in {**SHARED_CONF, **TEST_JVM_CONF}.items()]
     command = [str(SPARK_HOME / "bin" / "spark-submit"), "--master", cluster.url, "--packages", delta,
                "--py-files", str(py_files), "--driver-memory", "2g", "--executor-memory", "2g",
                "--conf", "spark.executor.cores=1", "--conf", "spark.cores.max=2", "--conf", "spark.ui.enabled=false",
-               "--conf", f"spark.driver.extraJavaOptions={TEST_JVM_OPTIONS}",
-               "--conf", f"spark.executor.extraJavaOptions={TEST_JVM_OPTIONS}", *conf,
-               str(REPO / "jobs" / f"{job}.py"), *args]
+               *conf, str(REPO / "jobs" / f"{job}.py"), *args]
     env = {**os.environ, "SPARK_HOME": str(SPARK_HOME), "SPARK_LOCAL_IP": "127.0.0.1",
            "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
     done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=log.parent, check=False)
