@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -50,3 +51,25 @@ def compiled_codegen(spark):  # type: ignore[no-untyped-def]
 
     with session_conf(spark, {"spark.sql.codegen.wholeStage": "true", "spark.sql.codegen.factoryMode": "FALLBACK"}):
         yield
+
+
+def mount_viewfs(spark, directory: Path) -> str:  # type: ignore[no-untyped-def]
+    """A ``viewfs://`` URI whose root is mounted on ``directory``: a Hadoop filesystem that Python's file API cannot
+    open, standing in for s3a:// or hdfs:// (code that takes a shortcut through local paths fails on it). Each call
+    gets its own mount table, so the FileSystem cache never serves another test's mount."""
+    directory.mkdir(parents=True, exist_ok=True)
+    name = "t" + uuid.uuid4().hex[:12]
+    spark.sparkContext._jsc.hadoopConfiguration().set(f"fs.viewfs.mounttable.{name}.link./root", directory.as_uri())
+    return f"viewfs://{name}/root"
+
+
+@pytest.fixture(scope="session")
+def viewfs_mount(spark):  # type: ignore[no-untyped-def]
+    """:func:`mount_viewfs` on the test session: ``viewfs_mount(directory) -> URI``."""
+    return lambda directory: mount_viewfs(spark, directory)
+
+
+@pytest.fixture
+def viewfs(viewfs_mount, tmp_path):  # type: ignore[no-untyped-def]
+    """A viewfs:// URI mounted on ``tmp_path / "viewfs"``."""
+    return viewfs_mount(tmp_path / "viewfs")

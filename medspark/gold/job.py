@@ -56,6 +56,7 @@ from medspark.gold.stats import (
     build_visit_stats,
 )
 from medspark.gold.suppression import suppress_small_cells
+from medspark.io import files
 from medspark.io.delta import latest_commit_rows, table_exists
 from medspark.io.runlog import RunRecord, TableCounts, new_run_id, write_run
 from medspark.logs import Progress
@@ -286,15 +287,10 @@ def _segments(inputs: _Inputs, out: _Writer, config: MedsparkConfig, as_of: dt.d
         out.write("segment_top_conditions", profiles.top_conditions,
                   suppression={"count_columns": ["persons"], "rate_columns": {"prevalence": ["persons"]}})
     metadata = segment_model_metadata(fit, training_data_version=_table_version(spark, config, "person") or 0)
-    path = _next_version(f"{_model_root(config)}/segments")
+    root = files.join(_model_root(config), "segments")
+    path = files.join(root, f"v{files.next_version(spark, root)}")
     save_segment_model(fit.model, path, metadata)
     out._result.notes.append(f"segments: k={fit.k} chosen by silhouette; model saved to {path}")
-
-
-def _next_version(root: str) -> str:
-    base = Path(root.removeprefix("file:"))
-    taken = [int(p.name[1:]) for p in base.glob("v*") if p.name[1:].isdigit()] if base.exists() else []
-    return str(base / f"v{max(taken, default=0) + 1}")
 
 
 def _risk(inputs: _Inputs, out: _Writer, config: MedsparkConfig, as_of: dt.date) -> None:
@@ -355,7 +351,7 @@ def _publish_models(spark: SparkSession, out: _Writer, config: MedsparkConfig, n
         saved = risk_mod.save_model(model, _model_root(config), name=f"{name}-{kind}", metrics=result,
                                     params=params, data_version=_table_version(spark, config, "visit_occurrence"),
                                     feature_columns=columns, version=number)
-        number = int(Path(saved).name[1:])
+        number = int(saved.rsplit("/v", 1)[1])
         metric_rows.append(_metric_row(name, kind, number, result))
         calibration_rows += [(name, kind, number, *b) for b in _calibration(result)]
     for feature, importance in risk_mod.feature_importances(models.forest, columns):

@@ -36,10 +36,11 @@ from pyspark.ml.evaluation import BinaryClassificationEvaluator
 from pyspark.ml.feature import StandardScaler, VectorAssembler
 from pyspark.ml.functions import vector_to_array
 from pyspark.ml.tuning import CrossValidator, CrossValidatorModel, ParamGridBuilder, TrainValidationSplit
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as sf
 
 from medspark.errors import UsageError
+from medspark.io import files
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +77,6 @@ BASE_FEATURES: tuple[str, ...] = (
     "n_prior_drugs",
 )
 MEASUREMENT_FEATURES: tuple[str, ...] = ("n_stay_measurements",)
-
-_VERSION_DIR = re.compile(r"^v(\d+)$")
 
 
 def readmission_feature_columns(
@@ -614,7 +613,8 @@ def save_model(
 
     ``N`` is ``version`` when given (it must not exist yet), else one more than the largest existing ``v<N>``. The
     metadata holds the name, version, metrics, params, the Delta version of the training data and the feature
-    columns. ``root`` is a local (or mounted) directory: version discovery lists it with the local file system.
+    columns. ``root`` is a path or URI on any filesystem the active Spark session can reach: everything goes through
+    Hadoop's FileSystem (MLlib for the model, :mod:`medspark.io.files` for the metadata).
 
     Returns:
         The version directory.
@@ -624,30 +624,29 @@ def save_model(
     """
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
         raise UsageError(f"model name '{name}' may hold only letters, digits, '_', '.', '-'")
-    base = Path(root) / name
-    if version is None:
-        existing = [int(m.group(1)) for p in base.glob("v*") if (m := _VERSION_DIR.match(p.name)) and p.is_dir()]
-        version = max(existing, default=0) + 1
-    target = base / f"v{int(version)}"
-    if target.exists():
+    spark = SparkSession.active()
+    base = files.join(str(root), name)
+    version = files.next_version(spark, base) if version is None else int(version)
+    target = files.join(base, f"v{version}")
+    if files.exists(spark, target):
         raise UsageError(f"model version {target} exists already")
-    target.mkdir(parents=True)
-    model.write().save(str(target / "model"))
     metadata = {
         "name": name,
-        "version": int(version),
+        "version": version,
         "data_version": data_version,
         "feature_columns": list(feature_columns),
         "params": dict(params),
         "metrics": dict(metrics),
     }
-    (target / "metadata.json").write_text(json.dumps(metadata, indent=2, sort_keys=True, default=str), "utf-8")
+    model.write().save(files.join(target, "model"))
+    # The metadata last: a version directory with metadata.json holds a complete model.
+    files.write_text(spark, files.join(target, "metadata.json"),
+                     json.dumps(metadata, indent=2, sort_keys=True, default=str), overwrite=False)
     log.info("saved model %s version %d (training data version %s)", name, version, data_version)
-    return str(target)
+    return target
 
 
 def load_model(path: str | Path) -> tuple[PipelineModel, dict[str, Any]]:
     """Reads back what :func:`save_model` wrote: the pipeline and its metadata."""
-    target = Path(path)
-    metadata = json.loads((target / "metadata.json").read_text("utf-8"))
-    return PipelineModel.load(str(target / "model")), metadata
+    metadata = json.loads(files.read_text(SparkSession.active(), files.join(str(path), "metadata.json")))
+    return PipelineModel.load(files.join(str(path), "model")), metadata

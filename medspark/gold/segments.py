@@ -20,17 +20,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 from pyspark.ml import PipelineModel
 from pyspark.ml.clustering import KMeans, KMeansModel
 from pyspark.ml.evaluation import ClusteringEvaluator
 from pyspark.ml.feature import StandardScaler, VectorAssembler
 from pyspark.ml.functions import vector_to_array
-from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as sf
 
 from medspark.errors import UsageError
+from medspark.io import files
 
 log = logging.getLogger(__name__)
 
@@ -267,39 +267,27 @@ def segment_model_metadata(fit: SegmentFit, *, training_data_version: str | int)
     }
 
 
-def _local_dir(path: str | Path) -> Path:
-    text = str(path)
-    parsed = urlparse(text)
-    if parsed.scheme == "file":
-        return Path(parsed.path)
-    if len(parsed.scheme) > 1:  # one letter is a Windows drive, not a scheme
-        raise UsageError(f"path must be a local directory (the metadata JSON is written with Python), got {text}")
-    return Path(text)
-
-
 def save_segment_model(model: PipelineModel, path: str | Path, metadata: Mapping[str, Any]) -> None:
     """Saves the pipeline with MLlib under ``<path>/model`` and ``metadata`` as ``<path>/metadata.json``.
 
-    Overwrites an existing model at ``path``. ``metadata`` must be JSON-serialisable and must not hold record
-    values (use :func:`segment_model_metadata`).
+    Overwrites an existing model at ``path``. ``path`` is a path or URI on any filesystem the active Spark session
+    can reach (both files go through Hadoop's FileSystem). ``metadata`` must be JSON-serialisable and must not hold
+    record values (use :func:`segment_model_metadata`).
 
     Raises:
-        UsageError: ``path`` is not a local directory, or ``metadata`` is not JSON-serialisable.
+        UsageError: ``metadata`` is not JSON-serialisable.
     """
-    directory = _local_dir(path)
     try:
         text = json.dumps(dict(metadata), indent=2, sort_keys=True, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise UsageError(f"metadata is not JSON-serialisable: {exc}") from exc
-    directory.mkdir(parents=True, exist_ok=True)
-    model.write().overwrite().save(str(directory / MODEL_DIR))
-    (directory / METADATA_FILE).write_text(text + "\n", encoding="utf-8")
-    log.info("saved segment model (k=%s) to %s", metadata.get("k"), directory)
+    model.write().overwrite().save(files.join(str(path), MODEL_DIR))
+    files.write_text(SparkSession.active(), files.join(str(path), METADATA_FILE), text + "\n", overwrite=True)
+    log.info("saved segment model (k=%s) to %s", metadata.get("k"), path)
 
 
 def load_segment_model(path: str | Path) -> tuple[PipelineModel, dict[str, Any]]:
     """Reads back what :func:`save_segment_model` wrote: the pipeline and its metadata."""
-    directory = _local_dir(path)
-    model = PipelineModel.load(str(directory / MODEL_DIR))
-    metadata = json.loads((directory / METADATA_FILE).read_text(encoding="utf-8"))
+    model = PipelineModel.load(files.join(str(path), MODEL_DIR))
+    metadata = json.loads(files.read_text(SparkSession.active(), files.join(str(path), METADATA_FILE)))
     return model, metadata

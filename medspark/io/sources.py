@@ -13,7 +13,6 @@ blocks are added from one small aggregate.
 from __future__ import annotations
 
 import gzip
-import io
 import logging
 import zlib
 from collections.abc import Iterator, Sequence
@@ -119,16 +118,12 @@ def read_head(spark: SparkSession, path: str, size: int = HEAD_BYTES) -> bytes:
     hpath, fs = hadoop_fs(spark, path)
     stream = fs.open(hpath)
     try:
-        buffer = io.BytesIO()
-        chunk = spark.sparkContext._gateway.new_array(spark.sparkContext._jvm.byte, 65536)  # type: ignore[union-attr]
-        while buffer.tell() < size:
-            n = stream.read(chunk)
-            if n <= 0:
-                break
-            buffer.write(bytes(chunk)[:n])
-        return _decompress_head(path, buffer.getvalue()[:size])
+        # readNBytes returns a byte[], which Py4J hands back as Python bytes. (A byte[] passed in to be filled
+        # is not: Py4J reads it back as zeros.)
+        raw = bytes(stream.readNBytes(int(size)))
     finally:
         stream.close()
+    return _decompress_head(path, raw)
 
 
 def escape_glob(path: str) -> str:

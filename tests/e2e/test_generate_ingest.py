@@ -30,11 +30,13 @@ def _tables(spark: SparkSession, lakehouse: Path, layer: str) -> DataFrame:
     return reduce(DataFrame.unionByName, frames)
 
 
-def test_generated_population_round_trips_through_bronze(spark: SparkSession, tmp_path: Path) -> None:
-    src = tmp_path / "src"
+def test_generated_population_round_trips_through_bronze(spark: SparkSession, tmp_path: Path, viewfs: str) -> None:
+    # Source and lakehouse are both read and written through viewfs://, a Hadoop filesystem standing in for s3a://
+    # or hdfs://; the checks read what landed on the local disk behind the mount.
+    src = tmp_path / "viewfs" / "src"
     generate(src, patients=200, seed=11, defect_rate=0.03, chunk_patients=100, workers=1)
-    config = load_config("test", environ={}, lakehouse=str(tmp_path / "lh"))
-    result = ingest(spark, config, str(src))
+    config = load_config("test", environ={}, lakehouse=f"{viewfs}/lh")
+    result = ingest(spark, config, f"{viewfs}/src")
     assert all(t.balanced for t in result.tables)
 
     manifest = [json.loads(line) for path in sorted((src / "_manifest").glob("defects-*.jsonl"))
@@ -44,13 +46,13 @@ def test_generated_population_round_trips_through_bronze(spark: SparkSession, tm
         for fmt, entities in json.loads(path.read_text())["by_entity"].items():
             generated[fmt] += sum(entities.values())
 
-    bronze = _tables(spark, tmp_path / "lh", "bronze")
-    quarantine = _tables(spark, tmp_path / "lh", "quarantine")
+    bronze = _tables(spark, tmp_path / "viewfs" / "lh", "bronze")
+    quarantine = _tables(spark, tmp_path / "viewfs" / "lh", "quarantine")
     landed = Counter({r["_source_format"]: int(r["count"]) for r in
                       bronze.unionByName(quarantine).groupBy("_source_format").count().collect()})
     assert landed == generated  # nothing lost, nothing invented
 
-    prefix = "file:" + str(src) + "/"
+    prefix = f"{viewfs}/src/"
     expected = {(prefix + d["file"], d["position"]): d["expected_reason"] for d in manifest if d["layer"] == "bronze"}
     got = {(r["_source_file"], r["_record_position"]): r["reason"] for r in quarantine.collect()}
     assert len(expected) > 50  # the rate produced a meaningful sample of every kind

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -84,21 +85,28 @@ def _research_tables(spark: SparkSession, n_persons: int = 240, seed: int = 3) -
 
 
 @pytest.fixture(scope="module")
-def lakehouse(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("gold") / "lh"
+def disk(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the lakehouse's files land."""
+    return tmp_path_factory.mktemp("gold") / "lh"
+
+
+@pytest.fixture(scope="module")
+def lakehouse(spark: SparkSession, disk: Path, viewfs_mount: Callable[[Path], str]) -> str:
+    """The lakehouse as the job sees it: a viewfs:// URI (standing in for s3a:// or hdfs://) mounted on ``disk``."""
+    root = viewfs_mount(disk)
     for table, frame in _research_tables(spark).items():
         frame.write.format("delta").save(f"{root}/research/{table}")
     return root
 
 
-def _config(root: Path) -> MedsparkConfig:
+def _config(root: Path | str) -> MedsparkConfig:
     return load_config("test", lakehouse=str(root), environ={}, overrides=[
         f"gold.as_of={AS_OF.isoformat()}", "gold.segments.k_values=[2, 3]", "gold.segments.n_init=1",
         "gold.risk.num_trees=[10]", "gold.risk.max_depth=[3]", "gold.risk.folds=2",
     ])
 
 
-def _gold(spark: SparkSession, root: Path, table: str) -> DataFrame:
+def _gold(spark: SparkSession, root: Path | str, table: str) -> DataFrame:
     return spark.read.format("delta").load(f"{root}/gold/{table}")
 
 
@@ -113,7 +121,7 @@ def _published_small_cells(frame: DataFrame) -> int:
     return frame.where(condition).count()
 
 
-def test_analyze_all_writes_every_table_without_small_cells(spark: SparkSession, lakehouse: Path) -> None:
+def test_analyze_all_writes_every_table_without_small_cells(spark: SparkSession, lakehouse: str, disk: Path) -> None:
     result = analyze(spark, _config(lakehouse), "all")
     assert result.as_of == AS_OF
     expected = {
@@ -142,12 +150,13 @@ def test_analyze_all_writes_every_table_without_small_cells(spark: SparkSession,
     metrics = {r["estimator"]: r for r in _gold(spark, lakehouse, "model_metrics_readmission").collect()}
     assert set(metrics) == {"random_forest", "logistic_baseline"}
     assert 0.0 <= metrics["random_forest"]["auc_roc"] <= 1.0
-    assert (lakehouse / "gold" / "_models" / "readmission-random_forest" / "v1" / "metadata.json").is_file()
+    assert (disk / "gold" / "_models" / "readmission-random_forest" / "v1" / "metadata.json").is_file()
+    assert (disk / "gold" / "_models" / "segments" / "v1" / "metadata.json").is_file()
     scores = {r["k"]: r for r in _gold(spark, lakehouse, "segment_scores").collect()}
     assert set(scores) == {2, 3} and sum(bool(r["chosen"]) for r in scores.values()) == 1
 
 
-def test_rerun_gives_the_same_tables(spark: SparkSession, lakehouse: Path) -> None:
+def test_rerun_gives_the_same_tables(spark: SparkSession, lakehouse: str) -> None:
     config = _config(lakehouse)
     analyze(spark, config, "sequences")
     first = _gold(spark, lakehouse, "condition_trajectories").localCheckpoint()

@@ -253,3 +253,24 @@ def test_train_rejects_both_tuners(spark: SparkSession) -> None:
     frame = spark.createDataFrame([(1.0, 0)], "x double, label int")
     with pytest.raises(UsageError, match="not both"):
         train_risk_models(frame, feature_columns=["x"], label_column="label", folds=3, train_ratio=0.7)
+
+
+def test_models_are_versioned_on_any_hadoop_filesystem(spark: SparkSession, viewfs: str, tmp_path: Path) -> None:
+    # viewfs:// stands in for s3a:// or hdfs://: version discovery, the model and its metadata go through Hadoop.
+    from pyspark.ml import Pipeline
+    from pyspark.ml.classification import LogisticRegression
+    from pyspark.ml.feature import VectorAssembler
+
+    frame = spark.createDataFrame([(float(i), i % 2) for i in range(20)], "x double, label int")
+    model = Pipeline(stages=[VectorAssembler(inputCols=["x"], outputCol="f"),
+                             LogisticRegression(featuresCol="f", labelCol="label", maxIter=5)]).fit(frame)
+    root = f"{viewfs}/models"
+    first = save_model(model, root, name="m", metrics={"auc_roc": 0.5}, params={"maxIter": 5}, data_version=3)
+    second = save_model(model, root, name="m", metrics={}, params={}, data_version=4)
+    assert (first, second) == (f"{root}/m/v1", f"{root}/m/v2")
+    assert json.loads((tmp_path / "viewfs" / "models" / "m" / "v1" / "metadata.json").read_text())["data_version"] == 3
+    with pytest.raises(UsageError, match="exists already"):
+        save_model(model, root, name="m", metrics={}, params={}, data_version=4, version=2)
+    loaded, metadata = load_model(second)
+    assert metadata["version"] == 2 and metadata["data_version"] == 4
+    assertDataFrameEqual(loaded.transform(frame).select("prediction"), model.transform(frame).select("prediction"))

@@ -56,3 +56,14 @@ def test_heads_and_whole_files(spark: SparkSession, tmp_path: Path) -> None:
     assert read_head(spark, str(plain), 3) == b"MSH"
     rows = read_files(spark, [_source(plain)]).collect()
     assert [(r["_source_file"], bytes(r["_content"])) for r in rows] == [("file:" + str(plain), b"MSH|^~\\&|A\r")]
+
+
+def test_read_head_through_a_hadoop_filesystem(spark: SparkSession, viewfs: str, tmp_path: Path) -> None:
+    # On a non-local filesystem the head comes through the JVM: bytes >= 0x80 must survive, and .gz be inflated.
+    raw = bytes(range(256)) * 300
+    (tmp_path / "viewfs" / "bin.dat").write_bytes(raw)
+    (tmp_path / "viewfs" / "z.json.gz").write_bytes(gzip.compress(b'{"resourceType": "Bundle"}'))
+    assert read_head(spark, viewfs + "/bin.dat") == raw[:65536]
+    assert read_head(spark, viewfs + "/bin.dat", 5) == raw[:5]
+    assert read_head(spark, viewfs + "/z.json.gz") == b'{"resourceType": "Bundle"}'
+    assert [f.path for f in list_files(spark, viewfs)] == [viewfs + "/bin.dat", viewfs + "/z.json.gz"]
