@@ -49,13 +49,14 @@ from medspark.gold.stats import (
     build_monthly_incidence,
     build_observation_period_stats,
     build_person_counts,
+    build_person_pyramid,
     build_prevalence,
     build_readmission_rates,
     build_utilisation_correlation,
     build_utilisation_features,
     build_visit_stats,
 )
-from medspark.gold.suppression import suppress_small_cells
+from medspark.gold.suppression import suppress_crossed_cells, suppress_small_cells
 from medspark.io import files
 from medspark.io.delta import latest_commit_rows, table_exists
 from medspark.io.runlog import RunRecord, TableCounts, new_run_id, write_run
@@ -168,6 +169,10 @@ def _stats(inputs: _Inputs, out: _Writer, config: MedsparkConfig, as_of: dt.date
     conditions, drugs = inputs["condition_occurrence"], inputs["drug_exposure"]
     procedures, costs, concepts = inputs["procedure_occurrence"], inputs.costs(), inputs.concepts()
     out.write("person_counts", build_person_counts(person), publication="person_counts")
+    # Both margins of the pyramid are known (sex totals, and band totals from the year-of-birth counts).
+    out.write("person_pyramid", suppress_crossed_cells(build_person_pyramid(person, as_of=as_of),
+                                                       count_column="persons", margins=[["age_band"], ["sex"]],
+                                                       threshold=config.gold.min_cell_count))
     out.write("observation_period_stats", build_observation_period_stats(periods),
               publication="observation_period_stats")
     prevalence_inputs = (
@@ -337,7 +342,7 @@ def _publish_models(spark: SparkSession, out: _Writer, config: MedsparkConfig, n
     """Evaluate (unless given) and save the forest and its baseline; write their metrics and importances."""
     from medspark.gold import risk as risk_mod
 
-    metric_rows, importance_rows, calibration_rows = [], [], []
+    metric_rows, importance_rows, calibration_rows, roc_rows = [], [], [], []
     columns = list(models.feature_columns)
     number: int | None = None  # the forest's save picks the next free version; the baseline gets the same one
     # kind -> (model, key of the metrics train_from_spec already computed)
@@ -354,6 +359,8 @@ def _publish_models(spark: SparkSession, out: _Writer, config: MedsparkConfig, n
         number = int(saved.rsplit("/v", 1)[1])
         metric_rows.append(_metric_row(name, kind, number, result))
         calibration_rows += [(name, kind, number, *b) for b in _calibration(result)]
+        roc_rows += [(name, kind, number, float(p["threshold"]), int(p["tp"]), int(p["fp"]), _num(p["tpr"]),
+                      _num(p["fpr"])) for p in result.get("roc", []) or []]
     for feature, importance in risk_mod.feature_importances(models.forest, columns):
         importance_rows.append((name, number, feature, float(importance)))
     out.write(f"model_metrics_{name}", spark.createDataFrame(metric_rows, _METRICS_DDL),
@@ -361,6 +368,9 @@ def _publish_models(spark: SparkSession, out: _Writer, config: MedsparkConfig, n
     out.write(f"model_calibration_{name}", spark.createDataFrame(calibration_rows, _CALIBRATION_DDL),
               suppression={"count_columns": ["n"], "rate_columns": {"mean_predicted": ["n"],
                                                                     "observed_rate": ["n"]}})
+    # ROC points are cumulative counts of the test set: a point's tp or fp of 1 to 10 is suppressed with its rate.
+    out.write(f"model_roc_{name}", spark.createDataFrame(roc_rows, _ROC_DDL),
+              suppression={"count_columns": ["tp", "fp"], "rate_columns": {"tpr": ["tp"], "fpr": ["fp"]}})
     out.write(f"feature_importance_{name}", spark.createDataFrame(
         importance_rows, "model string, version int, feature string, importance double"))
     out._result.notes.append(f"{name}: models saved under {_model_root(config)}/{name}-*/v{number}")
@@ -368,6 +378,8 @@ def _publish_models(spark: SparkSession, out: _Writer, config: MedsparkConfig, n
 
 _METRICS_DDL = ("model string, estimator string, version int, auc_roc double, auc_pr double, brier double, "
                 "threshold double, tp long, fp long, tn long, fn long, n_test long, metrics_json string")
+_ROC_DDL = ("model string, estimator string, version int, threshold double, tp long, fp long, tpr double, "
+            "fpr double")
 _CALIBRATION_DDL = ("model string, estimator string, version int, bin int, mean_predicted double, "
                     "observed_rate double, n long")
 
@@ -382,9 +394,9 @@ def _metric_row(name: str, kind: str, version: int, metrics: Mapping[str, Any]) 
 
 def _public_metrics(metrics: Mapping[str, Any]) -> dict[str, Any]:
     """The metrics without their cell counts (confusion matrix, calibration bins, class counts), which the table
-    publishes in suppressed columns and ``model_calibration_*`` instead."""
+    publishes in suppressed columns and ``model_calibration_*`` / ``model_roc_*`` instead."""
     return {k: v for k, v in metrics.items()
-            if k not in ("confusion", "calibration", "feature_importances", "n", "positives")}
+            if k not in ("confusion", "calibration", "roc", "feature_importances", "n", "positives")}
 
 
 def _calibration(metrics: Mapping[str, Any]) -> list[tuple[int, float | None, float | None, int]]:

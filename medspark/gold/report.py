@@ -53,7 +53,7 @@ RACE_LABELS = {"8527": "White", "8516": "Black or African American", "8515": "As
                "8557": "Native Hawaiian or Other Pacific Islander", "8657": "American Indian or Alaska Native",
                "0": "Unknown"}
 ETHNICITY_LABELS = {"38003563": "Hispanic or Latino", "38003564": "Not Hispanic or Latino", "0": "Unknown"}
-MODEL_PREFIXES = ("model_metrics_", "model_calibration_", "feature_importance_")
+MODEL_PREFIXES = ("model_metrics_", "model_calibration_", "model_roc_", "feature_importance_")
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;max-width:1100px;
@@ -260,15 +260,60 @@ class _Section:
     body: str
 
 
+def _pyramid(lake: _Lakehouse) -> str:
+    """Persons by age band and sex from gold/person_pyramid: males to the left, females to the right."""
+    frame = lake.frame("gold", "person_pyramid")
+    if frame is None:
+        return _skipped("gold", "person_pyramid")
+    rows = lake.collect("gold", "person_pyramid", frame.orderBy("band_start", "sex"))
+    parts = ["<h3>Population pyramid (age at the as-of date)</h3>"]
+    bands = sorted({(int(b), str(a)) for a, b in zip(rows["age_band"], rows["band_start"], strict=True)
+                    if not _is_null(b)})
+    from matplotlib.ticker import FuncFormatter
+
+    male, female = "8507", "8532"
+    sides = ((male, "male", -1.0, "#4a6fa5"), (female, "female", 1.0, "#c0504d"))
+    position = {start: i for i, (start, _) in enumerate(bands)}
+    drawn: list[tuple[str, float, str, pd.DataFrame]] = []
+    hidden = 0
+    for sex, label, sign, colour in sides:
+        side = rows[[str(v) == sex and not _is_null(b) for v, b in zip(rows["sex"], rows["band_start"],
+                                                                       strict=True)]]
+        shown = _present(side, "persons")
+        hidden += len(side) - len(shown)
+        drawn.append((label, sign, colour, shown))
+    if any(len(shown) for *_, shown in drawn):
+        figure = _figure(6.0, max(2.4, 0.22 * len(bands) + 0.8))
+        axes = figure.add_subplot()
+        for label, sign, colour, shown in drawn:
+            axes.barh([position[int(b)] for b in shown["band_start"]], [sign * float(v) for v in shown["persons"]],
+                      color=colour, label=label, height=0.85)
+        axes.set_yticks(range(len(bands)), [a for _, a in bands], fontsize=7)
+        axes.axvline(0, color="#333", linewidth=0.6)
+        axes.xaxis.set_major_formatter(FuncFormatter(lambda x, _pos: f"{abs(x):,.0f}"))
+        axes.set_xlabel("persons")
+        axes.legend(fontsize=8)
+        parts.append(_img(figure, "population pyramid"))
+    parts.append(_suppressed_note(hidden, "age band × sex cells"))
+    other = rows[[str(v) not in (male, female) or _is_null(b)
+                  for v, b in zip(rows["sex"], rows["band_start"], strict=True)]]
+    if len(other):
+        parts.append(_p("Not drawn: persons of another or unknown sex, or of unknown age (with small cells "
+                        "suppressed):"))
+        other = other.assign(sex_label=[GENDER_LABELS.get(str(v), f"concept {v}") for v in other["sex"]])
+        parts.append(_table(other, [_Col("Age band", "age_band", numeric=False, key=True),
+                                    _Col("Sex", "sex_label", numeric=False, key=True),
+                                    _Col("Persons", "persons", _count)]))
+    return "".join(parts)
+
+
 def _population(lake: _Lakehouse) -> _Section:
     title = "Population"
     frame = lake.frame("gold", "person_counts")
     if frame is None:
         return _Section("population", title, _skipped("gold", "person_counts"))
     counts = lake.collect("gold", "person_counts", frame)
-    parts = [_p("gold/person_counts publishes one dimension at a time (no year of birth × sex cross counts), so a "
-                "population pyramid cannot be drawn without estimating cells: shown are the year-of-birth "
-                "distribution and the sex split.")]
+    parts = [_pyramid(lake)]
     years = counts[counts["dimension"] == "year_of_birth"].copy()
     if len(years):
         years["year"] = [int(v) if str(v).lstrip("-").isdigit() else None for v in years["value"]]
@@ -444,14 +489,15 @@ def _models(lake: _Lakehouse, threshold: int) -> _Section:
     title = "Risk models"
     names = _model_names(lake)
     if not names:
-        return _Section("models", title, _p("No gold/model_metrics_*, model_calibration_* or feature_importance_* "
-                                            "tables in this lakehouse: skipped.", "skip"))
-    parts = [_p("Held-out test set metrics of the newest version of each estimator. The gold tables keep no ROC "
-                "curve points, so the ROC summary is AUC-ROC and AUC-PR with the confusion counts at the chosen "
-                f"threshold; confusion counts of 1 to {threshold} are shown as suppressed here.")]
+        return _Section("models", title, _p("No gold/model_metrics_*, model_calibration_*, model_roc_* or "
+                                            "feature_importance_* tables in this lakehouse: skipped.", "skip"))
+    parts = [_p("Held-out test set metrics of the newest version of each estimator: AUC-ROC and AUC-PR, the "
+                f"confusion counts at the chosen threshold (counts of 1 to {threshold} are shown as suppressed), "
+                "the ROC curve at quantiles of the predicted risk, and calibration.")]
     for name in names:
         parts.append(f"<h3>Model {html.escape(name)}</h3>")
         parts.append(_model_metrics(lake, name, threshold))
+        parts.append(_model_roc(lake, name))
         parts.append(_model_calibration(lake, name))
         parts.append(_feature_importance(lake, name))
     return _Section("models", title, "".join(parts))
@@ -495,6 +541,50 @@ def _model_metrics(lake: _Lakehouse, name: str, threshold: int) -> str:
     return "".join(parts)
 
 
+def _unit_square(xlabel: str, ylabel: str) -> tuple[Figure, Any]:
+    """A figure with [0, 1] x [0, 1] axes and the dashed diagonal (ROC chance line, perfect calibration)."""
+    figure = _figure(4.5, 3.6)
+    axes = figure.add_subplot()
+    axes.plot([0, 1], [0, 1], color="#888", linestyle="--", linewidth=0.8)
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel(ylabel)
+    axes.set_xlim(0, 1)
+    axes.set_ylim(0, 1)
+    return figure, axes
+
+
+def _model_roc(lake: _Lakehouse, name: str) -> str:
+    table = f"model_roc_{name}"
+    frame = lake.frame("gold", table)
+    if frame is None:
+        return _skipped("gold", table)
+    rows = lake.collect("gold", table, _latest_version(frame, "estimator").orderBy("estimator", "threshold"))
+    parts = ["<h4>ROC curve</h4>"]
+    curves, hidden, blank = [], 0, []
+    for estimator in sorted({str(v) for v in rows["estimator"]}):
+        points = rows[rows["estimator"] == estimator].sort_values("threshold", ascending=False)
+        shown = points[[not (_is_null(t) or _is_null(f)) for t, f in zip(points["tpr"], points["fpr"], strict=True)]]
+        hidden += len(points) - len(shown)
+        if len(shown):
+            curves.append((estimator, shown))
+        else:  # a line from (0, 0) to (1, 1) alone would read as a useless model
+            blank.append(estimator)
+    if curves:
+        figure, axes = _unit_square("false positive rate", "true positive rate")
+        for estimator, shown in curves:
+            # Every curve runs from (0, 0) (nobody flagged) to (1, 1) (everybody flagged); suppressed points are
+            # left out, so the line between two published points may pass over hidden ones.
+            axes.plot([0.0, *[float(v) for v in shown["fpr"]], 1.0], [0.0, *[float(v) for v in shown["tpr"]], 1.0],
+                      marker=".", label=estimator)
+        axes.legend(fontsize=8)
+        parts.append(_img(figure, f"ROC curve of model {name}"))
+    parts.append(_suppressed_note(hidden, "ROC points"))
+    if blank:
+        parts.append(_p("No ROC curve for " + ", ".join(blank) + ": every point of it is "
+                        "suppressed (too few positive or negative test cases)."))
+    return "".join(parts)
+
+
 def _model_calibration(lake: _Lakehouse, name: str) -> str:
     table = f"model_calibration_{name}"
     frame = lake.frame("gold", table)
@@ -502,9 +592,7 @@ def _model_calibration(lake: _Lakehouse, name: str) -> str:
         return _skipped("gold", table)
     rows = lake.collect("gold", table, _latest_version(frame, "estimator").orderBy("estimator", "bin"))
     parts = ["<h4>Calibration</h4>"]
-    figure = _figure(4.5, 3.6)
-    axes = figure.add_subplot()
-    axes.plot([0, 1], [0, 1], color="#888", linestyle="--", linewidth=0.8)
+    figure, axes = _unit_square("mean predicted risk", "observed rate")
     hidden = 0
     for estimator in sorted({str(v) for v in rows["estimator"]}):
         bins = rows[rows["estimator"] == estimator]
@@ -513,10 +601,6 @@ def _model_calibration(lake: _Lakehouse, name: str) -> str:
         hidden += len(bins) - len(shown)
         axes.plot([float(v) for v in shown["mean_predicted"]], [float(v) for v in shown["observed_rate"]],
                   marker="o", label=estimator)
-    axes.set_xlabel("mean predicted risk")
-    axes.set_ylabel("observed rate")
-    axes.set_xlim(0, 1)
-    axes.set_ylim(0, 1)
     if len(rows):
         axes.legend(fontsize=8)
     parts.append(_img(figure, f"calibration of model {name}"))

@@ -512,14 +512,18 @@ def evaluate(
     label_column: str = LABEL_COLUMN,
     threshold: float = 0.5,
     bins: int = 10,
+    roc_points: int = 20,
 ) -> dict[str, Any]:
-    """Discrimination, calibration and a confusion matrix of ``model`` on ``test``.
+    """Discrimination, calibration, ROC curve points and a confusion matrix of ``model`` on ``test``.
 
     Returns:
         ``{"n", "positives", "auc_roc", "auc_pr", "brier", "threshold", "confusion": {"tp", "fp", "tn", "fn"},
-        "sensitivity", "specificity", "calibration": [{"bin", "mean_predicted", "observed_rate", "count"}, ...]}``
-        (calibration bins of width 1/bins on the predicted probability, empty bins left out), plus
-        ``"feature_importances": [(name, importance), ...]`` when the model ends in a forest.
+        "sensitivity", "specificity", "calibration": [{"bin", "mean_predicted", "observed_rate", "count"}, ...],
+        "roc": [{"threshold", "tp", "fp", "tpr", "fpr"}, ...]}`` (calibration bins of width 1/bins on the predicted
+        probability, empty bins left out; ROC points at the distinct approximate ``k/roc_points`` quantiles of the
+        predicted probability, a case flagged when its probability is at least the threshold, so every step of the
+        curve moves about ``n/roc_points`` cases, descending thresholds), plus ``"feature_importances": [(name,
+        importance), ...]`` when the model ends in a forest.
     """
     transformed = model.transform(test)
     predictions = transformed.select(
@@ -553,6 +557,7 @@ def evaluate(
             .orderBy("bin")
             .collect()
         )
+        roc = _roc_points(predictions, roc_points)
     finally:
         predictions.unpersist()
     tp, fp, tn, fn = row["tp"], row["fp"], row["tn"], row["fn"]
@@ -571,10 +576,35 @@ def evaluate(
              "count": r["count"]}
             for r in calibration
         ],
+        "roc": [{"threshold": c, "tp": tp_c, "fp": fp_c,
+                 "tpr": tp_c / row["positives"] if row["positives"] else None,
+                 "fpr": fp_c / (row["n"] - row["positives"]) if row["n"] - row["positives"] else None}
+                for c, tp_c, fp_c in roc],
     }
     if isinstance(model.stages[-1], RandomForestClassificationModel):
         metrics["feature_importances"] = feature_importances(model, _slot_names(transformed, "features"))
     return metrics
+
+
+def _roc_points(predictions: DataFrame, points: int) -> list[tuple[float, int, int]]:
+    """``(threshold, tp, fp)`` at the distinct approximate quantiles ``1/points ... (points-1)/points`` of ``p``
+    (relative error 1e-4), descending, in two Spark jobs (the quantiles, then one aggregation for all points)."""
+    if points < 2:
+        raise UsageError(f"roc_points must be at least 2, got {points}")
+    probabilities = [k / points for k in range(1, points)]
+    row = predictions.agg(sf.percentile_approx("p", probabilities, 10000).alias("q")).first()
+    if row is None or row["q"] is None:
+        return []
+    cuts = sorted({float(q) for q in row["q"]}, reverse=True)
+    positive = sf.col("y") == 1.0
+    counts = predictions.agg(*[
+        expr
+        for i, c in enumerate(cuts)
+        for expr in (sf.count(sf.when((sf.col("p") >= c) & positive, 1)).alias(f"tp{i}"),
+                     sf.count(sf.when((sf.col("p") >= c) & ~positive, 1)).alias(f"fp{i}"))
+    ]).first()
+    assert counts is not None
+    return [(c, int(counts[f"tp{i}"]), int(counts[f"fp{i}"])) for i, c in enumerate(cuts)]
 
 
 def _slot_names(frame: DataFrame, column: str) -> list[str] | None:

@@ -168,6 +168,39 @@ def build_person_counts(person: DataFrame) -> DataFrame:
         .groupBy("dimension", "value").agg(sf.count_distinct("person_id").alias("persons"))
 
 
+PYRAMID_BAND_YEARS = 5
+PYRAMID_TOP_BAND = 90  # HIPAA Safe Harbor: ages over 89 are one category
+
+
+def build_person_pyramid(person: DataFrame, *, as_of: dt.date) -> DataFrame:
+    """Persons by age band and sex at ``as_of`` (the population pyramid), zero cells included.
+
+    Age is ``as_of.year - year_of_birth`` (90+ for ``age_over_89``), in 5-year bands ``0-4`` ... ``85-89`` and
+    ``90+``; a person without a usable age is in band ``unknown``. Sex is the gender concept id as text (``0`` when
+    unknown), as in the prevalence strata.
+
+    Returns:
+        ``age_band string, band_start int`` (null for ``unknown``), ``sex string, persons long``: every band seen
+        crossed with every sex seen. Suppression: both margins are known (``person_counts`` publishes the sex totals,
+        and its year-of-birth counts add up to the band totals), so use
+        ``suppression.suppress_crossed_cells(..., margins=[["age_band"], ["sex"]])``.
+    """
+    _require(person, "person", ["person_id", "gender_concept_id", "year_of_birth"])
+    age = _age(sf.lit(as_of.year), person)
+    start = sf.when(age >= PYRAMID_TOP_BAND, sf.lit(PYRAMID_TOP_BAND)) \
+        .when(age >= 0, sf.floor(age / PYRAMID_BAND_YEARS) * PYRAMID_BAND_YEARS).cast("int")
+    label = sf.when(start.isNull(), sf.lit("unknown")) \
+        .when(start == PYRAMID_TOP_BAND, sf.lit(f"{PYRAMID_TOP_BAND}+")) \
+        .otherwise(sf.concat(start.cast("string"), sf.lit("-"), (start + PYRAMID_BAND_YEARS - 1).cast("string")))
+    cells = person.select("person_id", start.alias("band_start"), label.alias("age_band"),
+                          _sex(sf.col("gender_concept_id")).alias("sex"))
+    counts = cells.groupBy("age_band", "sex").agg(sf.count_distinct("person_id").alias("persons"))
+    grid = cells.select("age_band", "band_start").distinct().crossJoin(cells.select("sex").distinct())
+    # joined on the label: band_start is null for "unknown", and null never equals null in a join
+    return grid.join(counts, ["age_band", "sex"], "left") \
+        .select("age_band", "band_start", "sex", sf.coalesce("persons", sf.lit(0)).cast("long").alias("persons"))
+
+
 def build_observation_period_stats(observation_period: DataFrame) -> DataFrame:
     """Distribution of observation period lengths in days (Achilles analysis 105), one row.
 

@@ -11,8 +11,9 @@ Complementary suppression: when a table also publishes, or lets a reader compute
 total minus the others. So when exactly one cell of a group is suppressed, the smallest other positive cell of the
 group is suppressed too (all cells tied for smallest, which is deterministic and never less protective). Zero cells
 are not chosen: if every other cell of the group is zero, the group's total equals the suppressed cell, and that
-total is itself a count of 1 to ``threshold`` that its own table suppresses. Only one level of margins is
-protected (one pass over ``group_columns``); a table with two crossed margins needs one call per margin.
+total is itself a count of 1 to ``threshold`` that its own table suppresses. :func:`suppress_small_cells` protects
+one level of margins (one pass over ``group_columns``); a cross table with several known margins (age band x sex)
+goes through :func:`suppress_crossed_cells`, which repeats the passes over every margin until none changes.
 
 Output convention: each count column keeps its name and position (null when suppressed) and gains a boolean
 ``<count>_suppressed`` column at the end, true for primary and complementary suppression alike; a null count stays
@@ -116,3 +117,59 @@ def suppress_small_cells(frame: DataFrame, *, count_columns: Sequence[str],
     kept = [replaced[c].alias(c) if c in replaced else sf.col(c) for c in frame.columns]
     flagged = [flags[c].alias(f"{c}{SUPPRESSED_SUFFIX}") for c in counts]
     return staged.select(*kept, *flagged)
+
+
+def suppress_crossed_cells(frame: DataFrame, *, count_column: str, margins: Sequence[Sequence[str]],
+                           threshold: int = DEFAULT_THRESHOLD, max_passes: int = 100) -> DataFrame:
+    """Small-cell suppression of a cross table whose every margin is published or computable.
+
+    For example persons by age band x sex: the band totals and the sex totals are both known. Primary suppression
+    is that of :func:`suppress_small_cells`. Then, pass after pass over every margin, a group of cells holding
+    exactly one suppressed cell gets its smallest other positive cell(s) suppressed too, until no group of any
+    margin holds exactly one suppressed cell beside a positive one. Flags only grow, so this ends. Each pass runs
+    one small Spark job (a count) on a locally checkpointed frame: meant for tables of up to some thousands of
+    cells, as published aggregates are.
+
+    Args:
+        frame: the full cross table, zero cells included (a missing cell is a cell nobody can see the value of).
+        count_column: the integral column of counts.
+        margins: the groupings whose totals are known, e.g. ``[["age_band"], ["sex"]]``.
+        threshold: largest suppressed count.
+        max_passes: a guard; more passes than this raise.
+
+    Returns:
+        ``frame`` with ``count_column`` nulled where suppressed and ``<count_column>_suppressed boolean`` appended.
+
+    Raises:
+        ValueError: a missing or non-integral column, no margin, a bad threshold, or no fixpoint within
+            ``max_passes`` passes.
+    """
+    if not margins or any(not m for m in margins):
+        raise ValueError("margins: at least one non-empty grouping is required")
+    if isinstance(threshold, bool) or not isinstance(threshold, int) or threshold < 1:
+        raise ValueError(f"threshold: must be an integer >= 1, got {threshold!r}")
+    _check_columns(frame, "count_columns", [count_column])
+    _check_columns(frame, "margins", sorted({c for m in margins for c in m}))
+    if dict(frame.dtypes)[count_column] not in ("tinyint", "smallint", "int", "bigint"):
+        raise ValueError(f"count_column: {count_column} is not an integer column")
+    flag_name = f"{count_column}{SUPPRESSED_SUFFIX}"
+    if flag_name in frame.columns:
+        raise ValueError(f"count_column: the frame already has flag column {flag_name}")
+
+    value, flag = sf.col(count_column), sf.col(flag_name)
+    staged = frame.withColumn(flag_name, sf.coalesce(value.between(1, threshold), sf.lit(False))).localCheckpoint()
+    flagged = staged.where(flag).count()
+    for _ in range(max_passes):
+        for margin in margins:
+            group = Window.partitionBy(*margin)
+            candidate = ~flag & (value > 0)
+            lone = sf.sum(flag.cast("int")).over(group) == 1
+            smallest = sf.min(sf.when(candidate, value)).over(group)
+            staged = staged.withColumn(flag_name, flag | sf.coalesce(lone & candidate & (value == smallest),
+                                                                     sf.lit(False)))
+        staged = staged.localCheckpoint()
+        now = staged.where(flag).count()
+        if now == flagged:
+            return staged.withColumn(count_column, sf.when(~flag, value)).select(*frame.columns, flag_name)
+        flagged = now
+    raise ValueError(f"complementary suppression found no fixpoint in {max_passes} passes")

@@ -206,7 +206,8 @@ GOLD_TABLES = (
     "association_rules", "chi_square_condition_sex", "condition_monthly_incidence", "condition_prevalence",
     "condition_trajectories", "cost_anomalies_care_site", "cost_anomalies_provider", "drug_prevalence",
     "feature_importance_readmission", "frequent_itemsets", "model_calibration_readmission",
-    "model_metrics_readmission", "observation_period_stats", "patient_segments", "person_counts",
+    "model_metrics_readmission", "model_roc_readmission", "observation_period_stats", "patient_segments",
+    "person_counts", "person_pyramid",
     "procedure_prevalence", "readmission_examples", "readmission_rates", "readmission_risk", "segment_profiles",
     "segment_scores", "segment_top_conditions", "utilisation_correlation", "visit_stats",
 )  # fmt: skip

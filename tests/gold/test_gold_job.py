@@ -125,11 +125,12 @@ def test_analyze_all_writes_every_table_without_small_cells(spark: SparkSession,
     result = analyze(spark, _config(lakehouse), "all")
     assert result.as_of == AS_OF
     expected = {
-        "person_counts", "observation_period_stats", "condition_prevalence", "drug_prevalence",
+        "person_counts", "person_pyramid", "observation_period_stats", "condition_prevalence", "drug_prevalence",
         "procedure_prevalence", "condition_monthly_incidence", "visit_stats", "readmission_rates",
         "chi_square_condition_sex", "utilisation_correlation", "cost_anomalies_care_site", "cost_anomalies_provider",
         "frequent_itemsets", "association_rules", "condition_trajectories", "patient_segments", "segment_scores",
         "segment_profiles", "segment_top_conditions", "model_metrics_readmission", "model_calibration_readmission",
+        "model_roc_readmission",
         "feature_importance_readmission", "readmission_risk", "readmission_examples",
     }  # fmt: skip
     assert set(result.tables) == expected

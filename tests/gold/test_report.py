@@ -23,6 +23,11 @@ TABLES: dict[str, tuple[str, list[tuple[object, ...]]]] = {
         [("year_of_birth", "1950", 25, False), ("year_of_birth", "1951", None, True),
          ("gender_concept_id", "8507", 40, False), ("gender_concept_id", "8532", 35, False)],
     ),
+    "gold/person_pyramid": (
+        "age_band string, band_start int, sex string, persons bigint, persons_suppressed boolean",
+        [("70-74", 70, "8507", 30, False), ("70-74", 70, "8532", 45, False), ("75-79", 75, "8507", None, True),
+         ("75-79", 75, "8532", 22, False), ("unknown", None, "8532", 13, False), ("70-74", 70, "0", None, True)],
+    ),
     "gold/condition_prevalence": (
         "concept_id int, concept_name string, stratum string, stratum_value string, persons bigint, "
         "denominator bigint, prevalence_per_1000 double, persons_suppressed boolean, denominator_suppressed boolean",
@@ -40,6 +45,15 @@ TABLES: dict[str, tuple[str, list[tuple[object, ...]]]] = {
         "model string, estimator string, version int, bin int, mean_predicted double, observed_rate double, n bigint, "
         "n_suppressed boolean",
         [("demo", "forest", 2, 0, 0.1, 0.12, 80, False), ("demo", "forest", 2, 1, None, None, None, True)],
+    ),
+    "gold/model_roc_demo": (
+        "model string, estimator string, version int, threshold double, tp bigint, fp bigint, tpr double, "
+        "fpr double, tp_suppressed boolean, fp_suppressed boolean",
+        [("demo", "forest", 2, 0.8, 12, None, 0.3, None, False, True),
+         ("demo", "forest", 2, 0.5, 25, 12, 0.65, 0.2, False, False),
+         ("demo", "forest", 2, 0.2, 35, 40, 0.9, 0.6, False, False),
+         ("demo", "forest", 1, 0.5, 20, 20, 0.5, 0.3, False, False),
+         ("demo", "baseline", 2, 0.5, None, 30, None, 0.4, True, False)],
     ),
     "ops/dq_results": (
         "run_id string, run_date date, table_name string, check_id string, expectation_type string, category string, "
@@ -80,7 +94,8 @@ def test_report_is_offline_suppression_safe_and_skips_missing_tables(report_html
     page = report_html
     assert "http://" not in page and "https://" not in page and "<script" not in page
     images = re.findall(r'<img [^>]*src="([^"]*)"', page)
-    assert len(images) >= 4 and all(src.startswith("data:image/png;base64,") for src in images)
+    assert len(images) >= 6 and all(src.startswith("data:image/png;base64,") for src in images)
+    assert 'alt="population pyramid"' in page and 'alt="ROC curve of model demo"' in page
     for title in ("Population", "Top prevalences", "Length of stay and cost", "Strongest association rules",
                   "Condition trajectories", "Patient segments", "Risk models", "30-day readmission rates",
                   "Data quality (latest run)"):
@@ -96,6 +111,12 @@ def test_report_is_offline_suppression_safe_and_skips_missing_tables(report_html
     assert _row(page, "forest") == ["forest", "2", "0.770", "0.450", "0.150", "0.50", "25", "12", "50", "13", "100"]
     assert "0.610" not in page
     assert "1 suppressed calibration bins not drawn" in page
+    assert "2 suppressed ROC points not drawn" in page  # of the newest version only
+    assert "No ROC curve for baseline: every point of it is suppressed" in page
+    assert "1 suppressed age band × sex cells not drawn" in page
+    # persons of unknown age or of another sex are listed, not drawn; suppressed ones as suppressed
+    assert _row(page, "unknown") == ["unknown", "Female", "13"]
+    assert _row(page, "70-74") == ["70-74", "Unknown", "suppressed"]
 
     for missing in ("gold/visit_stats", "gold/association_rules", "gold/condition_trajectories",
                     "gold/segment_scores", "gold/segment_profiles", "gold/readmission_rates",

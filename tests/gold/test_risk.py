@@ -222,6 +222,21 @@ def test_forest_beats_baseline_and_matches_sklearn(spark: SparkSession, tmp_path
     bins = np.minimum(np.floor(p * 10), 9).astype(int)
     expected_bins = [(b, int((bins == b).sum()), float(truth[bins == b].mean())) for b in sorted(set(bins))]
     assert [(c["bin"], c["count"], pytest.approx(c["observed_rate"])) for c in forest["calibration"]] == expected_bins
+    # ROC points: thresholds are scored probabilities near the 1/20 ... 19/20 quantiles, descending; the counts are
+    # numpy's at the same thresholds; the curve's trapezoid area is close to scikit-learn's exact AUC.
+    roc = forest["roc"]
+    cuts = [point["threshold"] for point in roc]
+    assert cuts == sorted(set(cuts), reverse=True) and 10 <= len(cuts) <= 19
+    scored_values = set(np.round(p, 9))
+    assert all(round(c, 9) in scored_values for c in cuts)
+    for point in roc:
+        at = p >= point["threshold"]
+        assert (point["tp"], point["fp"]) == (int((at & (truth == 1)).sum()), int((at & (truth == 0)).sum()))
+        assert point["tpr"] == pytest.approx(point["tp"] / truth.sum())
+        assert point["fpr"] == pytest.approx(point["fp"] / (truth == 0).sum())
+    fpr = [0.0, *(q["fpr"] for q in roc), 1.0]
+    tpr = [0.0, *(q["tpr"] for q in roc), 1.0]
+    assert float(np.trapezoid(tpr, fpr)) == pytest.approx(roc_auc_score(truth, p), abs=0.02)
     # x6 and x7 are pure noise.
     assert {name for name, _ in forest["feature_importances"][-2:]} == {"x6", "x7"}
 

@@ -48,6 +48,35 @@ def test_person_counts(spark: SparkSession) -> None:
     assertDataFrameEqual(stats.build_person_counts(_persons(spark)), expected)
 
 
+def test_person_pyramid_matches_pandas(spark: SparkSession) -> None:
+    rng = np.random.default_rng(4)
+    n = 400
+    frame = pd.DataFrame({
+        "person_id": np.arange(n), "gender_concept_id": rng.choice([8507, 8532, 0], n, p=[0.48, 0.48, 0.04]),
+        "year_of_birth": rng.integers(1920, 2024, n), "age_over_89": rng.random(n) < 0.03,
+    })
+    frame.loc[:4, "year_of_birth"] = None  # unknown age
+    persons = spark.createDataFrame(frame.astype(object).where(frame.notna(), None),
+                                    "person_id long, gender_concept_id int, year_of_birth int, age_over_89 boolean")
+    got = stats.build_person_pyramid(persons, as_of=D(2024, 6, 30)).toPandas()
+
+    age = 2024 - frame["year_of_birth"]
+    # over 89 is 90+ even without a year of birth (the research view may drop it for them)
+    age = age.where(~frame["age_over_89"], np.fmax(age, 90))
+    start = np.where(age >= 90, 90, (age // 5) * 5)
+    band = [("unknown" if pd.isna(a) else "90+" if s == 90 else f"{int(s)}-{int(s) + 4}")
+            for a, s in zip(age, start, strict=True)]
+    counted = pd.DataFrame({"age_band": band, "sex": frame["gender_concept_id"].astype(str)}) \
+        .value_counts().rename("persons")
+    grid = pd.MultiIndex.from_product([sorted(set(band)), sorted(counted.index.unique("sex"))])
+    expected = counted.reindex(grid, fill_value=0).sort_index()
+    got_series = got.set_index(["age_band", "sex"])["persons"].sort_index()
+    assert list(got_series.items()) == list(expected.items())
+    starts = dict(zip(got["age_band"], got["band_start"], strict=True))
+    assert pd.isna(starts["unknown"]) and starts["90+"] == 90 and starts["0-4"] == 0
+    assert int(got["persons"].sum()) == n
+
+
 def test_observation_period_distribution_matches_numpy(spark: SparkSession) -> None:
     lengths = [0, 10, 31, 100, 365, 366, 1000]
     owners = [1, 1, 2, 3, 4, 5, 6]

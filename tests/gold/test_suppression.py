@@ -6,7 +6,7 @@ import pytest
 from pyspark.sql import SparkSession
 from pyspark.testing import assertDataFrameEqual, assertSchemaEqual
 
-from medspark.gold.suppression import suppress_small_cells
+from medspark.gold.suppression import suppress_crossed_cells, suppress_small_cells
 
 
 def test_counts_of_one_to_threshold_are_nulled_with_their_rates(spark: SparkSession) -> None:
@@ -99,3 +99,61 @@ def test_bad_arguments_name_themselves(spark: SparkSession) -> None:
         suppress_small_cells(cells, count_columns=["persons"], group_columns=["grp"])
     with pytest.raises(ValueError, match="threshold"):
         suppress_small_cells(cells, count_columns=["persons"], threshold=0)
+
+
+def _lone_suppressed_groups(rows: list[dict[str, object]], margin: str, threshold: int) -> list[object]:
+    """Groups of ``margin`` with exactly one suppressed cell while another cell is positive (recoverable)."""
+    bad = []
+    for key in {r[margin] for r in rows}:
+        group = [r for r in rows if r[margin] == key]
+        if sum(bool(r["n_suppressed"]) for r in group) == 1 and any(
+                not r["n_suppressed"] and (r["n"] or 0) > 0 for r in group):
+            bad.append(key)
+    return bad
+
+
+def test_crossed_margins_are_protected_until_nothing_changes(spark: SparkSession) -> None:
+    # One pass over rows then columns is not enough here: the column step hides (b,x) and (c,y), each alone in
+    # its row, which the second pass's row step must protect, and so on.
+    cells = [("a", "x", 5), ("a", "y", 40), ("a", "z", 90),
+             ("b", "x", 50), ("b", "y", 60), ("b", "z", 30),
+             ("c", "x", 70), ("c", "y", 20), ("c", "z", 0)]
+    frame = spark.createDataFrame(cells, "r string, c string, n long")
+    out = suppress_crossed_cells(frame, count_column="n", margins=[["r"], ["c"]])
+    rows = [r.asDict() for r in out.collect()]
+    assert out.columns == ["r", "c", "n", "n_suppressed"]
+    hidden = {(r["r"], r["c"]) for r in rows if r["n_suppressed"]}
+    assert ("a", "x") in hidden  # primary
+    assert all(r["n"] is None for r in rows if r["n_suppressed"])
+    assert all(r["n"] == n for r, (_, _, n) in zip(sorted(rows, key=lambda r: (r["r"], r["c"])), cells, strict=True)
+               if not r["n_suppressed"])
+    assert _lone_suppressed_groups(rows, "r", 10) == [] and _lone_suppressed_groups(rows, "c", 10) == []
+    # Exactly what the rule gives. Pass 1: row a (a,y) 40; columns: x (b,x) 50, y (c,y) 20. Pass 2: rows: b (b,z)
+    # 30, c (c,x) 70 ((c,z) is zero); columns: z (a,z) 90. Pass 3 changes nothing.
+    assert hidden == {("a", "x"), ("a", "y"), ("b", "x"), ("c", "y"), ("b", "z"), ("c", "x"), ("a", "z")}
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_crossed_suppression_leaves_no_recoverable_cell_on_random_grids(spark: SparkSession, seed: int) -> None:
+    import random
+
+    rnd = random.Random(seed)
+    cells = [(f"r{i}", f"c{j}", rnd.choice([0, 0, 1, 3, 7, 12, 15, 25, 60, 200])) for i in range(7) for j in range(4)]
+    out = suppress_crossed_cells(spark.createDataFrame(cells, "r string, c string, n long"), count_column="n",
+                                 margins=[["r"], ["c"]], threshold=10)
+    rows = [r.asDict() for r in out.collect()]
+    assert len(rows) == len(cells)
+    primary = {(r, c) for r, c, n in cells if 1 <= n <= 10}
+    assert primary <= {(r["r"], r["c"]) for r in rows if r["n_suppressed"]}
+    assert _lone_suppressed_groups(rows, "r", 10) == [] and _lone_suppressed_groups(rows, "c", 10) == []
+    assert not any(r["n_suppressed"] and dict(((a, b), n) for a, b, n in cells)[(r["r"], r["c"])] == 0 for r in rows)
+
+
+def test_crossed_suppression_rejects_bad_arguments(spark: SparkSession) -> None:
+    frame = spark.createDataFrame([("a", 1.0)], "r string, n double")
+    with pytest.raises(ValueError, match="margins"):
+        suppress_crossed_cells(frame, count_column="n", margins=[])
+    with pytest.raises(ValueError, match="not an integer"):
+        suppress_crossed_cells(frame, count_column="n", margins=[["r"]])
+    with pytest.raises(ValueError, match="margins"):
+        suppress_crossed_cells(frame, count_column="n", margins=[["nope"]])
