@@ -44,6 +44,7 @@ REASONS = {
     "duplicate_record": "byte-identical to a record already in bronze or earlier in this batch",
     "unknown_resource_type": "FHIR resourceType absent or not a string",
     "csv_field_count": "the CSV line has a different number of fields than its header",
+    "csv_unbalanced_quotes": "the CSV line has an odd number of quotes: a quoted field broken by a line break",
     "csv_unknown_table": "the CSV header matches no known table",
     "hl7_no_msh": "the message does not start with a valid MSH segment",
     "hl7_truncated": "a segment is cut short: required fields are missing",

@@ -11,8 +11,10 @@ Six tables become typed entities (``synthea_patients``, ``synthea_encounters``, 
 column names; every other table (allergies, claims, payers, ...) lands in ``synthea_other`` as
 ``synthea_table`` + a ``fields`` map (header -> value).
 
-Quarantine reasons: ``invalid_encoding``, ``csv_field_count`` (the line's field count differs from its
-header's), ``csv_unknown_table`` (the file has no header, or one that is not Synthea's), ``missing_identifier``
+Quarantine reasons: ``invalid_encoding``, ``csv_unbalanced_quotes`` (an odd number of ``"``: a quoted field
+with a line break in it, which this line-based reader cannot join, or a broken quote; both parts of such a record
+are quarantined, never a truncated first part in bronze), ``csv_field_count`` (the line's field count differs from
+its header's), ``csv_unknown_table`` (the file has no header, or one that is not Synthea's), ``missing_identifier``
 (patients without ``Id``; clinical rows without ``PATIENT``), ``invalid_date:<COLUMN>``,
 ``invalid_number:<COLUMN>``. Dates and numbers use ``try_*`` functions, so nothing throws under ANSI mode.
 """
@@ -373,6 +375,13 @@ def _blank(value: Column) -> Column:
     return value.isNull() | (sf.trim(value) == "")
 
 
+def _unbalanced_quotes(line: Column) -> Column:
+    """An odd number of ``"`` in the line. RFC 4180 doubles a quote inside a quoted field, so a whole record always
+    holds an even number: an odd one is a record cut by a line break inside a quoted field (or a broken quote).
+    Spark's ``from_csv`` would read the first part as a complete record with a truncated last field."""
+    return ((sf.length(line) - sf.length(sf.regexp_replace(line, '"', ""))) % 2) == 1
+
+
 # ---- executor side: parsing ---------------------------------------------------------------------------------
 
 
@@ -416,6 +425,7 @@ def _typed_entity(records: DataFrame, entity: str, headers: Sequence[_Header]) -
     typed = [_CONVERT[kind](sf.col(f"_s_{name}")).alias(name) for name, kind in columns]
     checks: list[tuple[Column, str]] = [
         (~sf.is_valid_utf8("_raw"), "invalid_encoding"),
+        (_unbalanced_quotes(sf.col("_raw")), "csv_unbalanced_quotes"),
         (sf.col("_bad_count"), "csv_field_count"),
         (_blank(sf.col(f"_s_{_written(entity, IDENTIFIER[entity])}")), "missing_identifier"),
     ]
@@ -458,6 +468,7 @@ def _other_entity(records: DataFrame, headers: Sequence[_Header]) -> DataFrame:
     patient = _field(with_patient, ("PATIENT",))
     checks: list[tuple[Column, str]] = [
         (~sf.is_valid_utf8("_raw"), "invalid_encoding"),
+        (_unbalanced_quotes(sf.col("_raw")), "csv_unbalanced_quotes"),
         (~sf.coalesce(sf.col("_hid").isin(synthea_like), sf.lit(False)), "csv_unknown_table"),
         (_field_count_wrong(headers).isNotNull() if headers else sf.lit(False), "csv_field_count"),
         (sf.col("_hid").isin([h.hid for h in with_patient]) & _blank(patient), "missing_identifier"),

@@ -271,6 +271,11 @@ def test_field_count_mismatch_is_detected(spark: SparkSession) -> None:
                 "2020-01-01,,p1,e1,123,ok,",  # a trailing comma is a 7th (empty) field
                 '2020-01-01,,p1,e1,123,"a, quoted, comma"',  # commas inside quotes are not separators
                 '2020-01-01,,p1,e1,123,"unterminated, quote',
+                # a quoted field with a line break: this line-based reader cannot join the two lines, so both are
+                # quarantined (from_csv alone would keep "first line" as a whole record)
+                '2020-01-01,,p1,e1,123,"first line',
+                'second line"',
+                '2020-01-01,,p1,e1,123,"say ""hi"""',  # doubled quotes: an even count, a valid record
             ]
         },
     )
@@ -284,7 +289,10 @@ def test_field_count_mismatch_is_detected(spark: SparkSession) -> None:
             (4, "too", "csv_field_count"),
             (5, "ok", "csv_field_count"),
             (6, "a, quoted, comma", None),
-            (7, "unterminated, quote", None),
+            (7, "unterminated, quote", "csv_unbalanced_quotes"),
+            (8, "first line", "csv_unbalanced_quotes"),
+            (9, None, "csv_unbalanced_quotes"),
+            (10, 'say "hi"', None),
         ],
         "_record_position long, DESCRIPTION string, _quarantine_reason string",
     )
