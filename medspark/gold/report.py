@@ -32,6 +32,7 @@ from pyspark.sql import functions as sf
 
 from medspark.config.model import MedsparkConfig
 from medspark.errors import EnvironmentProblem, UsageError
+from medspark.io import files
 from medspark.io.delta import table_exists
 
 if TYPE_CHECKING:
@@ -93,13 +94,7 @@ class _Lakehouse:
 
     def table_names(self, layer: str) -> list[str]:
         """Names of the directories directly under ``<lakehouse>/<layer>`` (any Hadoop filesystem)."""
-        jvm = self._spark.sparkContext._jvm
-        assert jvm is not None
-        root = jvm.org.apache.hadoop.fs.Path(self._config.table_path(layer, ""))
-        filesystem = root.getFileSystem(self._spark.sparkContext._jsc.hadoopConfiguration())
-        if not filesystem.exists(root):
-            return []
-        return sorted(str(status.getPath().getName()) for status in filesystem.listStatus(root) if status.isDirectory())
+        return files.child_directories(self._spark, self._config.table_path(layer, ""))
 
 
 # ---- formatting ------------------------------------------------------------------------------------------------

@@ -42,6 +42,11 @@ def _check_columns(frame: DataFrame, argument: str, columns: Sequence[str]) -> N
         raise ValueError(f"{argument}: column(s) {missing} not in the frame (columns: {frame.columns})")
 
 
+def _check_threshold(threshold: int) -> None:
+    if isinstance(threshold, bool) or not isinstance(threshold, int) or threshold < 1:
+        raise ValueError(f"threshold: must be an integer >= 1, got {threshold!r}")
+
+
 def suppress_small_cells(frame: DataFrame, *, count_columns: Sequence[str],
                          rate_columns: Mapping[str, str | Sequence[str]] | None = None,
                          threshold: int = DEFAULT_THRESHOLD,
@@ -71,8 +76,7 @@ def suppress_small_cells(frame: DataFrame, *, count_columns: Sequence[str],
     groups = tuple(group_columns or ())
     if not counts:
         raise ValueError("count_columns: at least one count column is required")
-    if isinstance(threshold, bool) or not isinstance(threshold, int) or threshold < 1:
-        raise ValueError(f"threshold: must be an integer >= 1, got {threshold!r}")
+    _check_threshold(threshold)
     _check_columns(frame, "count_columns", counts)
     _check_columns(frame, "rate_columns", list(rates))
     _check_columns(frame, "group_columns", groups)
@@ -146,8 +150,7 @@ def suppress_crossed_cells(frame: DataFrame, *, count_column: str, margins: Sequ
     """
     if not margins or any(not m for m in margins):
         raise ValueError("margins: at least one non-empty grouping is required")
-    if isinstance(threshold, bool) or not isinstance(threshold, int) or threshold < 1:
-        raise ValueError(f"threshold: must be an integer >= 1, got {threshold!r}")
+    _check_threshold(threshold)
     _check_columns(frame, "count_columns", [count_column])
     _check_columns(frame, "margins", sorted({c for m in margins for c in m}))
     if dict(frame.dtypes)[count_column] not in ("tinyint", "smallint", "int", "bigint"):
