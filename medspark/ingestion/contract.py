@@ -16,6 +16,9 @@ record's slice, for a damaged file the whole decoded text), then the entity's ty
 ``_quarantine_reason string`` (null when the row is valid; else a machine-readable reason from ``REASONS``,
 optionally followed by ``:detail`` such as a column name, never a record value). Each input record yields
 exactly one output row across all entities (a file that cannot be split yields one row with position 0).
+A line-format parser that joins several physical lines into one record (a CSV field holding line breaks) adds
+``_record_lines int`` (lines in the record; absent or null means 1): the job then checks that every line is in
+exactly one record, and drops the column before writing.
 
 Optionally a parser adds ``_dedup_context string`` where the raw text alone does not identify a record (a
 PhysioNet line ``00:07,HR,73`` means something only within its record): the job then hashes context and raw
@@ -32,6 +35,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as sf
 
 LINEAGE_IN = ("_source_file", "_record_position", "_raw")
+RECORD_LINES = "_record_lines"  # optional parser output: physical lines joined into the record
 
 # Machine-readable quarantine reasons. Parsers may append ":<detail>" (a column or segment name).
 REASONS = {
@@ -44,7 +48,7 @@ REASONS = {
     "duplicate_record": "byte-identical to a record already in bronze or earlier in this batch",
     "unknown_resource_type": "FHIR resourceType absent or not a string",
     "csv_field_count": "the CSV line has a different number of fields than its header",
-    "csv_unbalanced_quotes": "the CSV line has an odd number of quotes: a quoted field broken by a line break",
+    "csv_unbalanced_quotes": "the CSV line has an odd number of quotes that joining lines did not balance",
     "csv_unknown_table": "the CSV header matches no known table",
     "hl7_no_msh": "the message does not start with a valid MSH segment",
     "hl7_truncated": "a segment is cut short: required fields are missing",
@@ -84,9 +88,10 @@ class SourceFormat:
     # Lines of a file that are not records (a CSV header): lets the job check that parse kept every record.
     header_lines: Callable[[SourceFile], int] | None = None
     # Optional split of ``parse`` into a costly first step and the rest, for formats with several entities:
-    # ``parse(x, files) == parse_prepared(prepare(x), files)``. The job persists ``prepare``'s result, so every
-    # entity starts from it instead of repeating the step (FHIR Bundles: unpacking entries in pandas).
-    prepare: Callable[[DataFrame], DataFrame] | None = None
+    # ``parse(x, files) == parse_prepared(prepare(x, files), files)``. The job persists ``prepare``'s result, so
+    # every entity starts from it instead of repeating the step (FHIR Bundles: unpacking entries in pandas; Synthea
+    # CSV: joining the lines of a quoted field that holds line breaks).
+    prepare: Callable[[DataFrame, Sequence[SourceFile]], DataFrame] | None = None
     parse_prepared: Parse | None = None
 
 

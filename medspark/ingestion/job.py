@@ -30,7 +30,7 @@ from pyspark.sql.window import Window
 
 from medspark.config.model import MedsparkConfig
 from medspark.errors import MedsparkError, UsageError
-from medspark.ingestion.contract import SourceFile
+from medspark.ingestion.contract import RECORD_LINES, SourceFile
 from medspark.ingestion.registry import (
     FORMAT_NAMES,
     detect_format,
@@ -304,7 +304,7 @@ def _process_batch(
                     inputs = inputs.persist(StorageLevel.MEMORY_AND_DISK)
                     cached.append(inputs)
                 if fmt.prepare is not None and fmt.parse_prepared is not None:
-                    prepared = fmt.prepare(inputs).persist(StorageLevel.MEMORY_AND_DISK)
+                    prepared = fmt.prepare(inputs, files).persist(StorageLevel.MEMORY_AND_DISK)
                     cached.append(prepared)
                     parsed = fmt.parse_prepared(prepared, files)
                 else:
@@ -333,15 +333,15 @@ def _process_batch(
             progress.step(f"parse {len(staged)} entities")
             tally = _tally(staged)  # one Spark job materialises every entity's cache
             for name, n_expected in expected.items():
-                produced = sum(n for (_, fmt_name, _), n in tally.items() if fmt_name == name)
-                if produced != n_expected:
+                covered = sum(lines for (_, fmt_name, _), (_, lines) in tally.items() if fmt_name == name)
+                if covered != n_expected:
                     raise AccountingError(
-                        f"format {name}: {n_expected} record(s) read but the parser returned "
-                        f"{produced} row(s); batch {batch.batch_id} not committed"
+                        f"format {name}: {n_expected} line(s) read but the parser's rows cover "
+                        f"{covered}; batch {batch.batch_id} not committed"
                     )
             for entity, records in staged.items():
-                n_valid = sum(n for (e, _, rejected), n in tally.items() if e == entity and not rejected)
-                n_rejected = sum(n for (e, _, rejected), n in tally.items() if e == entity and rejected)
+                n_valid = sum(n for (e, _, rejected), (n, _) in tally.items() if e == entity and not rejected)
+                n_rejected = sum(n for (e, _, rejected), (n, _) in tally.items() if e == entity and rejected)
                 if n_valid + n_rejected == 0:
                     continue
                 progress.step(f"write {entity}")
@@ -375,21 +375,31 @@ def _after_write() -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def _tally(staged: dict[str, DataFrame]) -> dict[tuple[str, str, bool], int]:
-    """Rows per (entity, source format, rejected), for all entities in one Spark job."""
+def _tally(staged: dict[str, DataFrame]) -> dict[tuple[str, str, bool], tuple[int, int]]:
+    """``(rows, source lines they cover)`` per (entity, source format, rejected), for all entities in one Spark
+    job. A row covers one line unless its parser joined several (``_record_lines``)."""
     parts = [
         records.select(
             sf.lit(entity).alias("entity"),
             "_source_format",
             sf.col("_quarantine_reason").isNotNull().alias("rejected"),
+            (sf.coalesce(sf.col(RECORD_LINES), sf.lit(1)) if RECORD_LINES in records.columns else sf.lit(1))
+            .cast("long")
+            .alias("lines"),
         )
         for entity, records in staged.items()
     ]
     if not parts:
         return {}
     union = reduce(DataFrame.unionByName, parts)
-    rows = union.groupBy("entity", "_source_format", "rejected").count().collect()  # a few rows per entity
-    return {(r["entity"], r["_source_format"], bool(r["rejected"])): int(r["count"]) for r in rows}
+    rows = (
+        union.groupBy("entity", "_source_format", "rejected")
+        .agg(sf.count(sf.lit(1)).alias("rows"), sf.sum("lines").alias("lines"))
+        .collect()  # a few rows per entity
+    )
+    return {
+        (r["entity"], r["_source_format"], bool(r["rejected"])): (int(r["rows"]), int(r["lines"])) for r in rows
+    }
 
 
 def _write_entity(
@@ -403,7 +413,7 @@ def _write_entity(
 ) -> TableCounts:
     bronze = config.table_path("bronze", entity)
     quarantine = config.table_path("quarantine", entity)
-    valid, rejected = split_valid(records)
+    valid, rejected = split_valid(records.drop(RECORD_LINES))
     written = quarantined = 0
     # Each side is written only when it has rows; what Delta committed for this batch is read back from the
     # commit's own metrics (after a replay: the earlier attempt's commit), so the accounting is checked against the

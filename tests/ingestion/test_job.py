@@ -177,6 +177,18 @@ def test_rerun_adds_nothing_and_new_files_add_only_theirs(
     assert vitals.where("_batch_id = 2").select("_raw").collect() == [(_reading(4),)]
     dup = _table(spark, config, "quarantine", "device_vitals").where("_batch_id = 2")
     assert [(r["_record_position"], r["_quarantine_reason"]) for r in dup.collect()] == [(2, "duplicate_record")]
+    # a file appended to in place is read again in full: its old records are re-deliveries, only the new one lands
+    appended = light_batch / "vitals" / "v-001.jsonl"
+    appended.write_text(appended.read_text() + _reading(5) + "\n")
+    os.utime(appended, (1_900_000_000, 1_900_000_000))  # a new modification time even on a coarse clock
+    fourth = ingest(spark, config, str(light_batch))
+    assert fourth.batches == [3] and fourth.files_new == 1
+    assert vitals.where("_batch_id = 3").select("_raw").collect() == [(_reading(5),)]
+    assert vitals.count() == 5  # readings 1, 2, 3, 4, 5: each once
+    redelivered = _table(spark, config, "quarantine", "device_vitals").where("_batch_id = 3")
+    assert sorted((r["_record_position"], r["_quarantine_reason"]) for r in redelivered.collect()) == [
+        (1, "duplicate_record"), (2, "duplicate_record")
+    ]
 
 
 class _Crash(RuntimeError):
@@ -229,6 +241,39 @@ def test_sigkill_mid_batch_then_rerun_equals_clean_run(
     _assert_same_tables(spark, clean, killed)
 
 
+def test_csv_record_with_line_breaks_lands_whole_and_accounts(spark: SparkSession, tmp_path: Path) -> None:
+    header = (
+        "Id,BIRTHDATE,DEATHDATE,SSN,DRIVERS,PASSPORT,PREFIX,FIRST,LAST,SUFFIX,MAIDEN,MARITAL,RACE,ETHNICITY,GENDER,"
+        "BIRTHPLACE,ADDRESS,CITY,STATE,COUNTY,ZIP,LAT,LON,HEALTHCARE_EXPENSES,HEALTHCARE_COVERAGE"
+    )
+
+    def row(i: int, address: str) -> str:
+        return (f"u{i},1980-01-0{i},,999-11-111{i},,,,Ann,Lee,,,M,white,nonhispanic,F,Boston,{address},Boston,MA,"
+                "Suffolk,02110,42.3,-71.0,100.0,50.0")
+
+    src = tmp_path / "csv"
+    src.mkdir()
+    multi = row(1, '"1 Main St\r\n\r\nApt 2"')  # CRLF line breaks inside the quoted field, and a blank line
+    (src / "patients.csv").write_bytes(
+        "\r\n".join([header, multi, row(2, '2 "Main St'), row(3, "3 Main St")]).encode() + b"\r\n"
+    )
+    config = _config(tmp_path, "lh")
+    result = ingest(spark, config, str(src))
+    counts = {t.table: (t.rows_read, t.rows_written, t.rows_quarantined) for t in result.tables}
+    assert counts["synthea_patients"] == (3, 2, 1)  # 4 non-blank lines after the header: 3 records
+    bronze = _table(spark, config, "bronze", "synthea_patients").orderBy("_record_position").collect()
+    assert [(r["_record_position"], r["Id"], r["ADDRESS"]) for r in bronze] == [
+        (2, "u1", "1 Main St\n\nApt 2"), (6, "u3", "3 Main St")
+    ]
+    assert bronze[0]["_raw"] == row(1, '"1 Main St\n\nApt 2"')
+    assert "_record_lines" not in _table(spark, config, "bronze", "synthea_patients").columns
+    rejected = _table(spark, config, "quarantine", "synthea_patients").first()
+    assert rejected is not None and (rejected["_record_position"], rejected["_quarantine_reason"]) == (
+        5, "csv_unbalanced_quotes")
+    again = ingest(spark, config, str(src))
+    assert again.batches == [] and _table(spark, config, "bronze", "synthea_patients").count() == 2
+
+
 def test_parser_that_loses_a_record_fails_the_batch(
     spark: SparkSession, tmp_path: Path, light_batch: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -242,7 +287,7 @@ def test_parser_that_loses_a_record_fails_the_batch(
     monkeypatch.setattr(ingest_job, "get_format", lambda name: broken if name == "vitals-jsonl" else
                         registry.get_format(name))
     config = _config(tmp_path, "lh")
-    with pytest.raises(AccountingError, match="vitals-jsonl: 5 record"):
+    with pytest.raises(AccountingError, match="vitals-jsonl: 5 line"):
         ingest(spark, config, str(first_batch))
     assert not (Path(config.lakehouse) / "bronze").exists()
     status = _table(spark, config, "ops", "run_log").where("table_name is null").first()

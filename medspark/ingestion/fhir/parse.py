@@ -45,10 +45,10 @@ def parse_ndjson(lines: DataFrame, files: Sequence[SourceFile] = ()) -> Mapping[
     return parse_resources(records)
 
 
-def bundle_records(files_content: DataFrame) -> DataFrame:
+def bundle_records(files_content: DataFrame, files: Sequence[SourceFile] = ()) -> DataFrame:
     """Resource records of whole JSON files (pure transform; the unpacking is a pandas step, see :mod:`.bundle`).
 
-    Input columns: ``_source_file string, _content binary``. Output columns: those of
+    Input columns: ``_source_file string, _content binary``; ``files`` is unused. Output columns: those of
     :data:`medspark.ingestion.fhir.resources.RECORD_COLUMNS`. A caller that materialises several entities may
     persist this result: every entity's DataFrame starts from it, and the unpacking is the costly part.
     """

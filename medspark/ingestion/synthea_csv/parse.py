@@ -11,9 +11,12 @@ Six tables become typed entities (``synthea_patients``, ``synthea_encounters``, 
 column names; every other table (allergies, claims, payers, ...) lands in ``synthea_other`` as
 ``synthea_table`` + a ``fields`` map (header -> value).
 
-Quarantine reasons: ``invalid_encoding``, ``csv_unbalanced_quotes`` (an odd number of ``"``: a quoted field
-with a line break in it, which this line-based reader cannot join, or a broken quote; both parts of such a record
-are quarantined, never a truncated first part in bronze), ``csv_field_count`` (the line's field count differs from
+Files are read line by line (exact line numbers, splittable files). A record whose quoted field holds line
+breaks (RFC 4180) spans several lines: :func:`join_quoted_line_breaks` joins them back into one record, at the
+position of its first line, before parsing (see there for the rules).
+
+Quarantine reasons: ``invalid_encoding``, ``csv_unbalanced_quotes`` (an odd number of ``"`` left after joining: a
+broken quote, never a truncated first part in bronze), ``csv_field_count`` (the record's field count differs from
 its header's), ``csv_unknown_table`` (the file has no header, or one that is not Synthea's), ``missing_identifier``
 (patients without ``Id``; clinical rows without ``PATIENT``), ``invalid_date:<COLUMN>``,
 ``invalid_number:<COLUMN>``. Dates and numbers use ``try_*`` functions, so nothing throws under ANSI mode.
@@ -30,8 +33,9 @@ from typing import Literal
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as sf
+from pyspark.sql.window import Window
 
-from medspark.ingestion.contract import SourceFile, SourceFormat, bad_cast, quarantine_when
+from medspark.ingestion.contract import RECORD_LINES, SourceFile, SourceFormat, bad_cast, quarantine_when
 
 log = logging.getLogger(__name__)
 
@@ -219,6 +223,15 @@ _LINE_BREAK = re.compile(r"\r\n|\r|\n")  # what Hadoop's line reader splits on
 _CHUNK_SUFFIX = re.compile(r"[-_.]?\d+$")
 _ISO_DATE_PREFIX = r"^\d{4}-\d{2}-\d{2}"  # rejects the sign/5-digit years Spark's 'yyyy' would accept
 _TIMESTAMP_PATTERN = "yyyy-MM-dd'T'HH:mm:ss[.SSSSSSSSS]XXX"
+# Joining the lines of a quoted field (join_quoted_line_breaks): a record may span at most this many lines, and
+# at most this many lines of a batch may have an odd number of quotes; beyond either, lines are not joined.
+MAX_RECORD_LINES = 100
+MAX_ODD_LINES = 200_000
+# One RFC 4180 record: quoted fields with quotes doubled, unquoted fields without quotes or line breaks. Runs and
+# repetitions are possessive so that Java's matcher neither backtracks nor recurses per character; so the quoted
+# alternative comes first (an unquoted field may be empty, and a possessive loop would keep that wrong choice).
+_FIELD = r'(?:"(?:[^"]++|"")*+"|[^",\r\n]*+)'
+_RFC4180_RECORD = rf"^{_FIELD}(?:,{_FIELD})*+$"
 
 
 # ---- driver side: headers ------------------------------------------------------------------------------------
@@ -379,7 +392,106 @@ def _unbalanced_quotes(line: Column) -> Column:
     """An odd number of ``"`` in the line. RFC 4180 doubles a quote inside a quoted field, so a whole record always
     holds an even number: an odd one is a record cut by a line break inside a quoted field (or a broken quote).
     Spark's ``from_csv`` would read the first part as a complete record with a truncated last field."""
-    return ((sf.length(line) - sf.length(sf.regexp_replace(line, '"', ""))) % 2) == 1
+    return ((sf.length(line) - sf.length(sf.replace(line, sf.lit('"'), sf.lit("")))) % 2) == 1
+
+
+# ---- executor side: joining the lines of a quoted field ---------------------------------------------------------
+
+
+def join_quoted_line_breaks(lines: DataFrame, files: Sequence[SourceFile]) -> DataFrame:
+    """Join the lines of each record whose quoted field holds line breaks into one record (RFC 4180).
+
+    A record that spans lines starts and ends on a line with an odd number of ``"`` and has only even lines
+    between. In each file (below its header), the odd lines are paired in order (1st with 2nd, 3rd with 4th, ...);
+    a pair becomes one record when it spans at most :data:`MAX_RECORD_LINES` lines and the joined text is one
+    well-formed RFC 4180 record (every field with a quote or line break fully quoted) with the field count of the
+    file's header. Its ``_raw`` is its lines joined by ``\\n`` (with the blank lines the
+    reader dropped put back), its position that of its first line, and ``_record_lines`` the number of non-blank
+    lines it covers. A pair that fails either test is not joined: both odd lines stay single records (and are
+    quarantined as ``csv_unbalanced_quotes``), the lines between them are parsed on their own, so a stray quote
+    cannot swallow the rest of a file. The pairing is greedy: after an unjoined stray quote, later pairs may be
+    off by one and fail too; nothing is lost either way.
+
+    The lines' quote parity is computed in one Spark job; without odd lines (the usual case) the input is
+    returned as it is. With more than :data:`MAX_ODD_LINES` odd lines in the batch nothing is joined (logged).
+
+    Args:
+        lines: ``_source_file, _record_position, _raw``, one row per non-blank line (header lines included).
+        files: the planned files; headers come from their ``head`` on the driver.
+
+    Returns:
+        ``_source_file, _record_position, _raw, _record_lines``, one row per record; or ``lines`` unchanged.
+    """
+    headers, by_file = _plan(files)
+    framed = lines.transform(_with_file_header, by_file)
+    body = sf.col("_hid").isNotNull() & (sf.col("_record_position") > sf.col("_header_line"))
+    odd = framed.where(body & _unbalanced_quotes(sf.col("_raw"))).select("_source_file", "_record_position", "_hid")
+    n_odd = odd.count()
+    if n_odd == 0:
+        return lines
+    if n_odd > MAX_ODD_LINES:
+        log.warning("synthea-csv: %d lines with an odd number of quotes (limit %d): no lines joined", n_odd,
+                    MAX_ODD_LINES)
+        return lines
+    by_line = Window.partitionBy("_source_file").orderBy("_record_position")
+    pairs = (
+        odd.withColumn("_pair", sf.floor((sf.row_number().over(by_line) - 1) / 2))
+        .groupBy("_source_file", "_pair")
+        .agg(
+            sf.min("_record_position").alias("_start"),
+            sf.max("_record_position").alias("_end"),
+            sf.count(sf.lit(1)).alias("_n"),
+        )
+        .where((sf.col("_n") == 2) & (sf.col("_end") - sf.col("_start") < MAX_RECORD_LINES))
+        .select("_source_file", "_start", "_end")
+    )
+    spans = pairs.alias("p")
+    in_span = [
+        sf.col("l._source_file") == sf.col("p._source_file"),
+        sf.col("l._record_position").between(sf.col("p._start"), sf.col("p._end")),
+    ]
+    members = framed.alias("l").join(sf.broadcast(spans), in_span).select("l.*", "p._start", "p._end")
+    gap = sf.col("_record_position") - sf.lag("_record_position").over(
+        Window.partitionBy("_source_file", "_start").orderBy("_record_position")
+    )
+    piece = sf.concat(sf.array_join(sf.array_repeat(sf.lit("\n"), sf.coalesce(gap, sf.lit(0)).cast("int")), ""),
+                      sf.col("_raw"))
+    joined = (
+        members.withColumn("_piece", piece)
+        .groupBy("_source_file", "_start", "_end")
+        .agg(
+            sf.first("_hid").alias("_hid"),
+            sf.array_join(
+                sf.transform(
+                    sf.array_sort(sf.collect_list(sf.struct("_record_position", "_piece"))), lambda x: x["_piece"]
+                ),
+                "",
+            ).alias("_raw"),
+            sf.count(sf.lit(1)).cast("int").alias(RECORD_LINES),
+        )
+    )
+    text = sf.when(sf.is_valid_utf8("_raw"), sf.col("_raw")).otherwise(sf.make_valid_utf8("_raw"))
+    fits = text.rlike(_RFC4180_RECORD) & sf.coalesce(
+        *[
+            sf.when(sf.col("_hid") == h.hid, sf.from_csv(text, h.ddl, _CSV_OPTIONS)["_corrupt_record"].isNull())
+            for h in headers
+        ],
+        sf.lit(False),
+    )
+    accepted = joined.where(fits)
+    kept = _spans_removed(lines, accepted.select("_source_file", "_start", "_end"))
+    return kept.withColumn(RECORD_LINES, sf.lit(1)).unionByName(
+        accepted.select("_source_file", sf.col("_start").alias("_record_position"), "_raw", RECORD_LINES)
+    )
+
+
+def _spans_removed(lines: DataFrame, spans: DataFrame) -> DataFrame:
+    """``lines`` without those inside a ``_source_file, _start, _end`` span (a small, broadcast table)."""
+    inside = [
+        sf.col("l._source_file") == sf.col("s._source_file"),
+        sf.col("l._record_position").between(sf.col("s._start"), sf.col("s._end")),
+    ]
+    return lines.alias("l").join(sf.broadcast(spans.alias("s")), inside, "left_anti").select("l.*")
 
 
 # ---- executor side: parsing ---------------------------------------------------------------------------------
@@ -392,7 +504,12 @@ def _with_parsed(records: DataFrame, headers: Sequence[_Header], *, guard: bool 
     for h in headers:
         fields = sf.from_csv(sf.col("_text"), h.ddl, _CSV_OPTIONS)
         parsed.append((sf.when(sf.col("_hid") == h.hid, fields) if guard else fields).alias(f"_p{h.hid}"))
-    return records.select("_source_file", "_record_position", "_raw", "_hid", *parsed)
+    return records.select("_source_file", "_record_position", "_raw", *_carried(records), "_hid", *parsed)
+
+
+def _carried(records: DataFrame) -> list[str]:
+    """``[_record_lines]`` when the lines were joined (:func:`join_quoted_line_breaks`), else nothing."""
+    return [RECORD_LINES] if RECORD_LINES in records.columns else []
 
 
 def _field(headers: Sequence[_Header], names: Sequence[str]) -> Column:
@@ -419,6 +536,7 @@ def _typed_entity(records: DataFrame, entity: str, headers: Sequence[_Header]) -
         "_source_file",
         "_record_position",
         "_raw",
+        *_carried(parsed),
         _field_count_wrong(headers).isNotNull().alias("_bad_count"),
         *[_field(headers, (name.upper(), *aliases.get(name, ()))).alias(f"_s_{name}") for name, _ in columns],
     )
@@ -443,7 +561,8 @@ def _typed_entity(records: DataFrame, entity: str, headers: Sequence[_Header]) -
     converted = strings.select("*", *typed, *extra)
     output = [name for name, _ in columns] + ["VALUE_NUMERIC" for _ in extra]
     return converted.select(
-        "_source_file", "_record_position", "_raw", *output, quarantine_when(checks).alias("_quarantine_reason")
+        "_source_file", "_record_position", "_raw", *output, *_carried(converted),
+        quarantine_when(checks).alias("_quarantine_reason"),
     )
 
 
@@ -479,6 +598,7 @@ def _other_entity(records: DataFrame, headers: Sequence[_Header]) -> DataFrame:
         "_raw",
         sf.coalesce(*tables, sf.lit(UNKNOWN_TABLE)).alias("synthea_table"),
         sf.coalesce(*maps, no_map).alias("fields"),
+        *_carried(parsed),
         quarantine_when(checks).alias("_quarantine_reason"),
     )
 
@@ -497,7 +617,8 @@ def parse_synthea_csv(inputs: DataFrame, files: Sequence[SourceFile]) -> dict[st
     """Parse Synthea CSV lines into the typed Synthea entities and ``synthea_other``.
 
     Args:
-        inputs: lines of Synthea CSV files: ``_source_file, _record_position, _raw`` (header lines included).
+        inputs: lines of Synthea CSV files: ``_source_file, _record_position, _raw`` (header lines included),
+            optionally ``_record_lines`` (records joined by :func:`join_quoted_line_breaks`), carried through.
         files: the planned files; each file's header is read from its ``head`` on the driver.
 
     Returns:
@@ -516,6 +637,7 @@ def parse_synthea_csv(inputs: DataFrame, files: Sequence[SourceFile]) -> dict[st
             "_source_file",
             "_record_position",
             "_raw",
+            *_carried(inputs),
             "_hid",
             sf.rtrim(text, sf.lit("\r")).alias("_text"),  # a CR left by a CRLF file read with a LF separator
         )
@@ -532,11 +654,18 @@ def parse_synthea_csv(inputs: DataFrame, files: Sequence[SourceFile]) -> dict[st
     return outputs
 
 
+def parse_synthea_csv_lines(lines: DataFrame, files: Sequence[SourceFile]) -> dict[str, DataFrame]:
+    """:func:`parse_synthea_csv` after :func:`join_quoted_line_breaks`: the whole format, line to entity."""
+    return parse_synthea_csv(join_quoted_line_breaks(lines, files), files)
+
+
 FORMAT = SourceFormat(
     name="synthea-csv",
     read_mode="lines",
     sniff=sniff,
-    parse=parse_synthea_csv,
+    parse=parse_synthea_csv_lines,
+    prepare=join_quoted_line_breaks,
+    parse_prepared=parse_synthea_csv,
     entities=ENTITIES,
     description="Synthea CSV export (v2.x/v3.x headers): 6 typed tables + synthea_other",
     header_lines=header_lines,

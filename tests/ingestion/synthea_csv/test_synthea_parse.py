@@ -13,9 +13,11 @@ from pyspark.sql.types import StructType
 from pyspark.testing import assertDataFrameEqual, assertSchemaEqual
 
 from medspark.ingestion.contract import SourceFile
+from medspark.ingestion.synthea_csv import parse as csv_parse
 from medspark.ingestion.synthea_csv.parse import (
     FORMAT,
     header_lines,
+    join_quoted_line_breaks,
     parse_synthea_csv,
     read_header,
     recognise_table,
@@ -271,8 +273,9 @@ def test_field_count_mismatch_is_detected(spark: SparkSession) -> None:
                 "2020-01-01,,p1,e1,123,ok,",  # a trailing comma is a 7th (empty) field
                 '2020-01-01,,p1,e1,123,"a, quoted, comma"',  # commas inside quotes are not separators
                 '2020-01-01,,p1,e1,123,"unterminated, quote',
-                # a quoted field with a line break: this line-based reader cannot join the two lines, so both are
-                # quarantined (from_csv alone would keep "first line" as a whole record)
+                # a quoted field with a line break: parse_synthea_csv alone does not join lines (the format's
+                # join_quoted_line_breaks does, tested below), so both are quarantined; from_csv alone would keep
+                # "first line" as a whole record
                 '2020-01-01,,p1,e1,123,"first line',
                 'second line"',
                 '2020-01-01,,p1,e1,123,"say ""hi"""',  # doubled quotes: an even count, a valid record
@@ -297,6 +300,112 @@ def test_field_count_mismatch_is_detected(spark: SparkSession) -> None:
         "_record_position long, DESCRIPTION string, _quarantine_reason string",
     )
     assertDataFrameEqual(got, expected)
+
+
+CONDITIONS = "START,STOP,PATIENT,ENCOUNTER,CODE,DESCRIPTION"
+
+
+def _conditions(spark: SparkSession, lines: Sequence[str]) -> DataFrame:
+    """The whole format (FORMAT.parse: lines joined, then parsed) on one conditions file."""
+    inputs, files = _inputs(spark, {"file:/q/conditions.csv": [CONDITIONS, *lines]})
+    return FORMAT.parse(inputs, files)["synthea_conditions"]
+
+
+def test_quoted_line_breaks_are_joined_into_one_record(spark: SparkSession) -> None:
+    got = _conditions(
+        spark,
+        [
+            "2020-01-01,,p1,e1,1,ok",  # line 2
+            '2020-01-01,,p1,e1,2,"first line',  # 3-4: one record
+            'second line"',
+            '2020-01-01,,p1,e1,3,"a',  # 5-8: one record, a blank line inside its quoted field
+            "b",
+            "",
+            'c, with ""quotes"" and a comma"',
+            '2020-01-01,,p1,e1,4,"say ""hi"""',  # 9: even, a record of its own
+            '2020-01-01,,p1,e1,5,"',  # 10-11: the field is a lone line break
+            '"',
+        ],
+    ).select("_record_position", "_raw", "CODE", "DESCRIPTION", "_record_lines", "_quarantine_reason")
+    expected = spark.createDataFrame(
+        [
+            (2, "2020-01-01,,p1,e1,1,ok", "1", "ok", 1, None),
+            (3, '2020-01-01,,p1,e1,2,"first line\nsecond line"', "2", "first line\nsecond line", 2, None),
+            (5, '2020-01-01,,p1,e1,3,"a\nb\n\nc, with ""quotes"" and a comma"', "3",
+             'a\nb\n\nc, with "quotes" and a comma', 3, None),
+            (9, '2020-01-01,,p1,e1,4,"say ""hi"""', "4", 'say "hi"', 1, None),
+            (10, '2020-01-01,,p1,e1,5,"\n"', "5", "\n", 2, None),
+        ],
+        "_record_position long, _raw string, CODE string, DESCRIPTION string, _record_lines int, "
+        "_quarantine_reason string",
+    )
+    assertDataFrameEqual(got, expected)
+
+
+def test_stray_quotes_are_not_joined_and_swallow_nothing(spark: SparkSession) -> None:
+    # Lines 2 and 5 each hold a stray quote. Joined, 2-5 would not be one RFC 4180 record (a quoted field
+    # followed by more text), so both stay single, quarantined records and the valid lines between them land.
+    got = _conditions(
+        spark,
+        [
+            '2020-01-01,,p1,e1,1,5\'10" tall',  # 2
+            "2020-01-01,,p1,e1,2,ok",
+            "2020-01-01,,p1,e1,3,ok",
+            '2020-01-01,,p1,e1,4,"open, never closed',  # 5
+            '2020-01-01,,p1,e1,5,"after"',  # 6: even
+            '2020-01-01,,p1,e1,6,"last',  # 7: odd and alone
+        ],
+    ).select("_record_position", "CODE", "_record_lines", "_quarantine_reason")
+    expected = spark.createDataFrame(
+        [
+            (2, "1", 1, "csv_unbalanced_quotes"),
+            (3, "2", 1, None),
+            (4, "3", 1, None),
+            (5, "4", 1, "csv_unbalanced_quotes"),
+            (6, "5", 1, None),
+            (7, "6", 1, "csv_unbalanced_quotes"),
+        ],
+        "_record_position long, CODE string, _record_lines int, _quarantine_reason string",
+    )
+    assertDataFrameEqual(got, expected)
+
+
+def test_a_joined_record_must_match_the_header_and_the_span_limit(
+    spark: SparkSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(csv_parse, "MAX_RECORD_LINES", 3)
+    got = _conditions(
+        spark,
+        [
+            '2020-01-01,,p1,e1,1,"one',  # 2-3: a well-formed record but 7 fields for a 6-column header
+            'two",extra',
+            '2020-01-01,,p1,e1,2,"1',  # 4-7: 4 lines, over the limit of 3: not joined
+            "2",
+            "3",
+            '4"',
+            '2020-01-01,,p1,e1,3,"1',  # 8-10: 3 lines, joined
+            "2",
+            '3"',
+        ],
+    ).select("_record_position", "CODE", "_record_lines", "_quarantine_reason")
+    expected = spark.createDataFrame(
+        [
+            (2, "1", 1, "csv_unbalanced_quotes"),
+            (3, None, 1, "csv_unbalanced_quotes"),
+            (4, "2", 1, "csv_unbalanced_quotes"),
+            (5, None, 1, "csv_field_count"),
+            (6, None, 1, "csv_field_count"),
+            (7, None, 1, "csv_unbalanced_quotes"),
+            (8, "3", 3, None),
+        ],
+        "_record_position long, CODE string, _record_lines int, _quarantine_reason string",
+    )
+    assertDataFrameEqual(got, expected)
+
+
+def test_lines_without_odd_quotes_pass_through_unchanged(spark: SparkSession) -> None:
+    inputs, files = _inputs(spark, {"file:/q/conditions.csv": [CONDITIONS, '2020-01-01,,p1,e1,1,"a, b"']})
+    assert join_quoted_line_breaks(inputs, files) is inputs
 
 
 def test_each_quarantine_reason(spark: SparkSession) -> None:
