@@ -77,9 +77,12 @@ def measure(interval: float = 0.25) -> Iterator[Measurement]:
     def poll() -> None:
         while not stop.is_set():
             by_kind: dict[str, float] = {}
+            me = os.getpid()
             for p in _tree():
                 try:
-                    kind = "jvm" if "java" in p.name() else "python"
+                    # the benchmark's own Python process (the Spark driver's Python side) apart from the pyspark
+                    # workers it forks: RSS counts pages a fork shares with its parent once per process
+                    kind = "jvm" if "java" in p.name() else "driver_python" if p.pid == me else "python_workers"
                     by_kind[kind] = by_kind.get(kind, 0.0) + p.memory_info().rss / 2**20
                 except psutil.Error:
                     continue

@@ -304,8 +304,10 @@ def _process_batch(
                     inputs = inputs.persist(StorageLevel.MEMORY_AND_DISK)
                     cached.append(inputs)
                 if fmt.prepare is not None and fmt.parse_prepared is not None:
-                    prepared = fmt.prepare(inputs, files).persist(StorageLevel.MEMORY_AND_DISK)
-                    cached.append(prepared)
+                    prepared = fmt.prepare(inputs, files)
+                    if prepared is not inputs:  # a step with nothing to do may return its input, cached already
+                        prepared = prepared.persist(StorageLevel.MEMORY_AND_DISK)
+                        cached.append(prepared)
                     parsed = fmt.parse_prepared(prepared, files)
                 else:
                     parsed = fmt.parse(inputs, files)
