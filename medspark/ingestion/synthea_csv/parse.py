@@ -445,12 +445,7 @@ def join_quoted_line_breaks(lines: DataFrame, files: Sequence[SourceFile]) -> Da
         .where((sf.col("_n") == 2) & (sf.col("_end") - sf.col("_start") < MAX_RECORD_LINES))
         .select("_source_file", "_start", "_end")
     )
-    spans = pairs.alias("p")
-    in_span = [
-        sf.col("l._source_file") == sf.col("p._source_file"),
-        sf.col("l._record_position").between(sf.col("p._start"), sf.col("p._end")),
-    ]
-    members = framed.alias("l").join(sf.broadcast(spans), in_span).select("l.*", "p._start", "p._end")
+    members = _span_join(framed, pairs, "inner")
     gap = sf.col("_record_position") - sf.lag("_record_position").over(
         Window.partitionBy("_source_file", "_start").orderBy("_record_position")
     )
@@ -470,7 +465,7 @@ def join_quoted_line_breaks(lines: DataFrame, files: Sequence[SourceFile]) -> Da
             sf.count(sf.lit(1)).cast("int").alias(RECORD_LINES),
         )
     )
-    text = sf.when(sf.is_valid_utf8("_raw"), sf.col("_raw")).otherwise(sf.make_valid_utf8("_raw"))
+    text = _valid_text(sf.col("_raw"))
     fits = text.rlike(_RFC4180_RECORD) & sf.coalesce(
         *[
             sf.when(sf.col("_hid") == h.hid, sf.from_csv(text, h.ddl, _CSV_OPTIONS)["_corrupt_record"].isNull())
@@ -479,19 +474,26 @@ def join_quoted_line_breaks(lines: DataFrame, files: Sequence[SourceFile]) -> Da
         sf.lit(False),
     )
     accepted = joined.where(fits)
-    kept = _spans_removed(lines, accepted.select("_source_file", "_start", "_end"))
+    kept = _span_join(lines, accepted.select("_source_file", "_start", "_end"), "left_anti")
     return kept.withColumn(RECORD_LINES, sf.lit(1)).unionByName(
         accepted.select("_source_file", sf.col("_start").alias("_record_position"), "_raw", RECORD_LINES)
     )
 
 
-def _spans_removed(lines: DataFrame, spans: DataFrame) -> DataFrame:
-    """``lines`` without those inside a ``_source_file, _start, _end`` span (a small, broadcast table)."""
+def _span_join(lines: DataFrame, spans: DataFrame, how: str) -> DataFrame:
+    """``lines`` joined with a small ``_source_file, _start, _end`` table (broadcast) on the line being inside a
+    span: ``inner`` gives each line in a span with its ``_start, _end``; ``left_anti`` the lines in no span."""
     inside = [
         sf.col("l._source_file") == sf.col("s._source_file"),
         sf.col("l._record_position").between(sf.col("s._start"), sf.col("s._end")),
     ]
-    return lines.alias("l").join(sf.broadcast(spans.alias("s")), inside, "left_anti").select("l.*")
+    joined = lines.alias("l").join(sf.broadcast(spans.alias("s")), inside, how)
+    return joined.select("l.*", "s._start", "s._end") if how == "inner" else joined.select("l.*")
+
+
+def _valid_text(raw: Column) -> Column:
+    """The record's text with invalid UTF-8 replaced (its quarantine reason is decided on the raw bytes)."""
+    return sf.when(sf.is_valid_utf8(raw), raw).otherwise(sf.make_valid_utf8(raw))
 
 
 # ---- executor side: parsing ---------------------------------------------------------------------------------
@@ -629,7 +631,7 @@ def parse_synthea_csv(inputs: DataFrame, files: Sequence[SourceFile]) -> dict[st
         ``_quarantine_reason``. Each file's header line yields no row; every other line exactly one.
     """
     headers, by_file = _plan(files)
-    text = sf.when(sf.is_valid_utf8("_raw"), sf.col("_raw")).otherwise(sf.make_valid_utf8("_raw"))
+    text = _valid_text(sf.col("_raw"))
     records = (
         inputs.transform(_with_file_header, by_file)
         .where(sf.col("_hid").isNull() | (sf.col("_record_position") > sf.col("_header_line")))
